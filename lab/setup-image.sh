@@ -21,3 +21,7 @@ done
 rm -f /var/lib/dbus/machine-id
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+# Mark the (now empty) package lists as old, so the first `apt update_cache` with
+# cache_valid_time refreshes them instead of trusting an empty cache.
+mkdir -p /var/lib/apt/lists/partial
+touch -d @0 /var/lib/apt/lists

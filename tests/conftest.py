@@ -21,7 +21,6 @@ def ansible_env() -> dict[str, str]:
     env.setdefault("ANSIBLE_HOME", str(REPO / ".ansible"))
     env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     env["ANSIBLE_ROLES_PATH"] = str(REPO / "roles")
-    env["ANSIBLE_CALLBACKS_ENABLED"] = ""
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
 

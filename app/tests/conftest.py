@@ -71,7 +71,9 @@ def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     return samples
 
 
-def metric_sum(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str) -> float:
+def metric_sum(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
     return sum(
         value
         for sample_labels, value in samples.get(name, [])

@@ -153,7 +153,15 @@ def test_gunicorn_conf_reads_env() -> None:
         {"BACKEND_BIND": "127.0.0.1:3999", "BACKEND_WORKERS": "3", "BACKEND_METRICS_DIR": "/x/m"}
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["['127.0.0.1:3999']", "3", "4", "gthread", "None", "True", "/x/m"]
+    assert result.stdout.split() == [
+        "['127.0.0.1:3999']",
+        "3",
+        "4",
+        "gthread",
+        "None",
+        "True",
+        "/x/m",
+    ]
 
 
 def test_gunicorn_conf_without_metrics_leaves_multiproc_unset() -> None:

@@ -70,9 +70,7 @@ def test_every_line_is_json_with_all_fields(app: Flask, log_dir: Path, logs: Lin
     assert lines[2]["status"] == 404
 
 
-def test_app_log_inside_request_gets_request_fields(
-    app: Flask, log_dir: Path, logs: Lines
-) -> None:
+def test_app_log_inside_request_gets_request_fields(app: Flask, log_dir: Path, logs: Lines) -> None:
     @app.get("/api/v1/with-log")
     def with_log() -> str:
         logging.getLogger("clientforge_backend.api").warning("careful", extra={"thing": 3})

@@ -43,10 +43,12 @@ class Server:
     log_dir: Path
     metrics_dir: Path
 
-    def get(self, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0
+    ) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request("GET", path)
+            conn.request("GET", path, headers=headers or {})
             response = conn.getresponse()
             return response.status, response.read()
         finally:
@@ -95,12 +97,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process = subprocess.Popen(cmd, env=env, stdout=stderr, stderr=stderr, cwd=base)
     srv = Server(port, process, base / "logs", base / "metrics")
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: CI machines can be heavily loaded
         from prometheus_client.parser import text_string_to_metric_families
 
         while True:
             assert process.poll() is None, stderr_path.read_text()
-            assert time.monotonic() < deadline, "gunicorn did not start all workers in 30 s"
+            assert time.monotonic() < deadline, (
+                "gunicorn did not start all workers in 90 s:\n" + stderr_path.read_text()
+            )
             try:
                 text = srv.scrape()
             except OSError:
@@ -181,7 +185,7 @@ def test_counter_rises_by_exactly_n(
 
 
 def test_request_log_lines_across_workers(server: Server) -> None:
-    status, _ = server.get(HEALTH + "?marker=unique-xyz")
+    status, _ = server.get(HEALTH, headers={"x-request-id": "unique-xyz"})
     assert status == 200
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -192,6 +196,7 @@ def test_request_log_lines_across_workers(server: Server) -> None:
         time.sleep(0.1)
     assert len(hits) == 1
     assert hits[0]["route"] == HEALTH and hits[0]["tenant"] is None
+    assert hits[0]["request_id"] == "unique-xyz" and hits[0]["status"] == 200
     assert len({json.loads(x)["pid"] for x in lines}) >= WORKERS  # one startup line each
 
 

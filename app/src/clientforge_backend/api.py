@@ -6,9 +6,10 @@ import logging
 import time
 from typing import Any, Final
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from .config import Settings
+from .logging_setup import REQUEST_ID_ENV, TENANT_ENV
 
 API_PREFIX: Final = "/api/v1"
 SETTINGS_KEY: Final = "CLIENTFORGE_SETTINGS"
@@ -40,7 +41,7 @@ def create_api_blueprint(settings: Settings) -> Blueprint:
             status="ok",
             version=current_app.config[VERSION_KEY],
             uptime_seconds=round(time.monotonic() - started, 3),
-            tenant=g.get("tenant"),
+            tenant=request.environ.get(TENANT_ENV),
         )
 
     @bp.get("/contacts")
@@ -78,6 +79,8 @@ def create_api_blueprint(settings: Settings) -> Blueprint:
                 API_PREFIX,
                 extra={"status": 500},
             )
-            return jsonify(error="Intentional test error", request_id=g.get("request_id")), 500
+            return jsonify(
+                error="Intentional test error", request_id=request.environ.get(REQUEST_ID_ENV)
+            ), 500
 
     return bp

@@ -12,12 +12,20 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from typing import TYPE_CHECKING, Final
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .api import SETTINGS_KEY, STARTED_KEY, VERSION_KEY, create_api_blueprint
 from .config import Settings, load_settings
-from .logging_setup import REQUEST_LOGGER_NAME, configure_logging, route_of_current_request
+from .logging_setup import (
+    FINISHED_ENV,
+    REQUEST_ID_ENV,
+    REQUEST_LOGGER_NAME,
+    START_ENV,
+    TENANT_ENV,
+    UNMATCHED_ROUTE,
+    configure_logging,
+)
 
 if TYPE_CHECKING:
     from .metrics import RequestMetrics
@@ -66,10 +74,14 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         # Imported here so that the package can be imported (gunicorn loads the config module
         # from it) before PROMETHEUS_MULTIPROC_DIR is set, and so that a disabled-metrics
         # process never loads prometheus_client at all.
-        from .metrics import METRICS_ENDPOINT, init_metrics
+        from .metrics import METRICS_ENDPOINT, METRICS_PATH, InFlightMiddleware, init_metrics
 
         request_metrics = init_metrics(app, version, settings.environment)
         metrics_endpoint = METRICS_ENDPOINT
+        # In-flight gauge as a WSGI wrapper: try/finally is exact and cheaper than two hooks.
+        app.wsgi_app = InFlightMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app, request_metrics.in_flight, METRICS_PATH
+        )
 
     _install_request_hooks(app, request_metrics, metrics_endpoint)
     _install_error_handlers(app)
@@ -94,57 +106,58 @@ def _install_request_hooks(
 
     Hooks instead of per-view decorators: one cheap pass per request, and 404/405 (which have
     no view) are covered too. ``/metrics`` itself is logged but not counted in the metrics.
+    (The in-flight gauge is a thin WSGI wrapper, see :class:`~.metrics.InFlightMiddleware`.)
     """
     request_log = logging.getLogger(REQUEST_LOGGER_NAME)
     perf_counter = time.perf_counter
+    # Per-request state lives in the WSGI environ (plain dict): fewer context-local lookups.
 
     @app.before_request
     def start_request() -> None:
-        g.start = perf_counter()
-        request_id = request.headers.get(REQUEST_ID_HEADER)
+        environ = request.environ
+        environ[START_ENV] = perf_counter()
+        headers = request.headers
+        request_id = headers.get(REQUEST_ID_HEADER)
         if not request_id or not _REQUEST_ID_RE.match(request_id):
             request_id = uuid.uuid4().hex
-        g.request_id = request_id
-        tenant = request.headers.get(TENANT_HEADER)
-        g.tenant = tenant[:MAX_HEADER_VALUE] if tenant else None
-        if metrics is not None and request.endpoint != metrics_endpoint:
-            metrics.in_flight.inc()
-            g.in_flight = True
+        environ[REQUEST_ID_ENV] = request_id
+        tenant = headers.get(TENANT_HEADER)
+        environ[TENANT_ENV] = tenant[:MAX_HEADER_VALUE] if tenant else None
 
     @app.after_request
     def finish_request(response: Response) -> Response:
-        if g.get("finished"):  # after_request runs again if a later hook raised
+        environ = request.environ
+        if environ.get(FINISHED_ENV):  # after_request runs again if a later hook raised
             return response
-        g.finished = True
-        start = g.get("start")
-        duration = perf_counter() - start if start is not None else 0.0
-        route = route_of_current_request()
+        environ[FINISHED_ENV] = True
+        now = perf_counter()
+        duration = now - environ.get(START_ENV, now)
+        rule = request.url_rule
+        route = rule.rule if rule is not None else UNMATCHED_ROUTE
         status = response.status_code
-        method = request.method
-        if metrics is not None and request.endpoint != metrics_endpoint:
+        method = environ["REQUEST_METHOD"]
+        if metrics is not None and (rule is None or rule.endpoint != metrics_endpoint):
             metrics.observe(method, route, status, duration)
+        request_id = environ.get(REQUEST_ID_ENV)
+        path = request.path
         request_log.info(
             "%s %s %s",
             method,
-            request.path,
+            path,
             status,
             extra={
-                "request_id": g.get("request_id"),
-                "tenant": g.get("tenant"),
+                "request_id": request_id,
+                "tenant": environ.get(TENANT_ENV),
                 "method": method,
                 "route": route,
                 "status": status,
                 "duration_ms": round(duration * 1000.0, 3),
-                "path": request.path,
+                "path": path,
             },
         )
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
         return response
-
-    @app.teardown_request
-    def end_request(_exc: BaseException | None) -> None:
-        if metrics is not None and g.pop("in_flight", False):
-            metrics.in_flight.dec()
 
 
 def _install_error_handlers(app: Flask) -> None:

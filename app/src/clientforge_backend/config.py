@@ -16,7 +16,8 @@ from typing import Any, Final, TypeVar
 ENV_PREFIX: Final = "BACKEND_"
 ENVIRONMENTS: Final = ("development", "production")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-DEFAULT_METRICS_DIR: Final = "/tmp/clientforge-backend-metrics"
+# On tmpfs: the files are mmap'd and written on every request; disk writeback would stall them.
+DEFAULT_METRICS_DIR: Final = "/dev/shm/clientforge-backend-metrics"
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from concurrent_log_handler import ConcurrentRotatingFileHandler
-from flask import g, has_request_context, request
+from flask import has_request_context, request
 from pythonjsonlogger.core import merge_record_extra
 from pythonjsonlogger.json import JsonFormatter
 
@@ -32,6 +32,11 @@ LOG_FILE_MODE: Final = 0o640  # group-readable: the log shipper reads through it
 LOG_DIR_MODE: Final = 0o750
 UNMATCHED_ROUTE: Final = "<unmatched>"
 REQUEST_FIELDS: Final = ("request_id", "tenant", "method", "route", "status", "duration_ms")
+# Per-request state kept in the WSGI environ by the request hooks (see app.py).
+START_ENV: Final = "clientforge.start"
+FINISHED_ENV: Final = "clientforge.finished"
+REQUEST_ID_ENV: Final = "clientforge.request_id"
+TENANT_ENV: Final = "clientforge.tenant"
 
 # Marks the handlers this module installed, so that a second create_app() replaces them.
 _HANDLER_MARK: Final = "_clientforge_backend_handler"
@@ -54,9 +59,10 @@ class RequestContextFilter(logging.Filter):
         attrs = record.__dict__
         if "request_id" not in attrs:
             if has_request_context():
-                attrs["request_id"] = g.get("request_id")
-                attrs["tenant"] = g.get("tenant")
-                attrs["method"] = request.method
+                environ = request.environ
+                attrs["request_id"] = environ.get(REQUEST_ID_ENV)
+                attrs["tenant"] = environ.get(TENANT_ENV)
+                attrs["method"] = environ.get("REQUEST_METHOD")
                 attrs["route"] = route_of_current_request()
             else:
                 attrs["request_id"] = attrs["tenant"] = attrs["method"] = attrs["route"] = None

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from flask import Flask
 from prometheus_client import (
@@ -35,6 +35,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, RestrictedRegistry
 from prometheus_flask_exporter import PrometheusMetrics
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 METRICS_PATH: Final = "/metrics"
 METRICS_ENDPOINT: Final = "prometheus_metrics"  # endpoint name prometheus-flask-exporter uses
@@ -150,6 +153,24 @@ class RequestMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+
+class InFlightMiddleware:
+    """WSGI wrapper that keeps ``active_connections`` exact (``/metrics`` itself excluded)."""
+
+    def __init__(self, wsgi_app: WSGIApplication, gauge: Gauge, excluded_path: str) -> None:
+        self._app = wsgi_app
+        self._gauge = gauge
+        self._excluded = excluded_path
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == self._excluded:
+            return self._app(environ, start_response)
+        self._gauge.inc()
+        try:
+            return self._app(environ, start_response)
+        finally:
+            self._gauge.dec()
 
 
 class _Exporter(PrometheusMetrics):  # type: ignore[misc]

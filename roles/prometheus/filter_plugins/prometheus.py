@@ -1,0 +1,127 @@
+"""Filters of the prometheus role: inventory-derived scrape jobs and stable bcrypt hashes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BCRYPT = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def prometheus_bcrypt(password: str, seed: str, rounds: int = 10) -> str:
+    """bcrypt hash of ``password`` whose salt is derived from ``seed``.
+
+    The same (password, seed) gives the same hash, so the web config file is rewritten only
+    when a password changes. The seed (host and user name) keeps salts unique per host and
+    user; it never includes the password, so the salt leaks nothing about it. The ``bcrypt``
+    module is used directly because passlib 1.7 does not work with bcrypt >= 4.1.
+    """
+    try:
+        import bcrypt
+    except ImportError as exc:  # pragma: no cover - the venv has bcrypt
+        raise AnsibleFilterError("prometheus_bcrypt needs the Python bcrypt package on the controller") from exc
+    secret = str(password).encode()
+    if len(secret) > 72:
+        raise AnsibleFilterError("bcrypt passwords are limited to 72 bytes")
+    digest = hashlib.sha256(f"prometheus-web-config:{seed}".encode()).digest()[:16]
+    salt22 = base64.b64encode(digest).decode()[:22].translate(str.maketrans(_STD, _BCRYPT))
+    salt = f"$2b${int(rounds):02d}${salt22}".encode()
+    return bcrypt.hashpw(secret, salt).decode()
+
+
+def prometheus_hash_users(users: Mapping[str, str], host: str) -> dict[str, str]:
+    """{user: bcrypt hash} for the web config; the salt seed is "<host>/<user>"."""
+    return {str(name): prometheus_bcrypt(password, f"{host}/{name}") for name, password in users.items()}
+
+
+def _address(hostvars: Mapping[str, Any], host: str) -> str:
+    address = str(hostvars[host].get("monitoring_address") or host)
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
+def _static_configs(hosts: Iterable[str], hostvars: Mapping[str, Any], port_var: str, port: int) -> list[dict]:
+    configs = []
+    for host in hosts:
+        host_port = hostvars[host].get(port_var) if port_var else None
+        configs.append(
+            {
+                "targets": [f"{_address(hostvars, host)}:{int(host_port or port)}"],
+                "labels": {"instance": host},
+            }
+        )
+    return configs
+
+
+def _unique(hosts: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for host in hosts:
+        if host not in seen:
+            seen.append(host)
+    return seen
+
+
+def prometheus_scrape_jobs(
+    components: list[Mapping[str, Any]],
+    groups: Mapping[str, list[str]],
+    hostvars: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> list[dict]:
+    """scrape_configs entries for every component group that has hosts in the inventory.
+
+    ``settings`` carries scheme, ca_file, username, password_file, node_exporter_group and
+    node_exporter_port. Each target gets ``instance`` = the inventory host name, and its
+    address is ``monitoring_address`` (default: the host name) with the component's port,
+    overridable per host by the component's port variable (``backend_port``...).
+    """
+    jobs: list[dict] = []
+    node_group = settings.get("node_exporter_group") or "node_exporter"
+    node_hosts = [h for h in groups.get(node_group, []) if hostvars[h].get("node_exporter_enabled", True) is not False]
+    node_hosts += [
+        h for h in groups.get("all", []) if str(hostvars[h].get("node_exporter_enabled", "")).lower() == "true"
+    ]
+    wanted = [dict(c) for c in components]
+    wanted.append(
+        {
+            "job": "node_exporter",
+            "hosts": _unique(node_hosts),
+            "port": settings.get("node_exporter_port", 9100),
+            "port_var": "node_exporter_port",
+            "metrics_path": "/metrics",
+            "scheme": settings.get("node_exporter_scheme") or settings.get("scheme", "http"),
+        }
+    )
+    for component in wanted:
+        if "job" not in component or "port" not in component:
+            raise AnsibleFilterError(f"prometheus_scrape_components entries need job and port; got {component}")
+        hosts = component.get("hosts")
+        if hosts is None:
+            hosts = _unique(groups.get(component.get("group", component["job"]), []))
+        if not hosts:
+            continue
+        job: dict[str, Any] = {
+            "job_name": component["job"],
+            "scheme": component.get("scheme") or settings.get("scheme", "http"),
+            "metrics_path": component.get("metrics_path", "/metrics"),
+        }
+        if job["scheme"] == "https" and settings.get("ca_file"):
+            job["tls_config"] = {"ca_file": settings["ca_file"]}
+        # Credentials travel only over https, never in clear text.
+        if settings.get("username") and job["scheme"] == "https":
+            job["basic_auth"] = {"username": settings["username"], "password_file": settings["password_file"]}
+        job["static_configs"] = _static_configs(hosts, hostvars, component.get("port_var", ""), component["port"])
+        jobs.append(job)
+    return jobs
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "prometheus_bcrypt": prometheus_bcrypt,
+            "prometheus_hash_users": prometheus_hash_users,
+            "prometheus_scrape_jobs": prometheus_scrape_jobs,
+        }
