@@ -155,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_recipe:
         print(recipe)
         return 0
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
+    ):
         raise SystemExit(
             "lab-image: no Docker engine answers. Install it (apt-get install -y docker.io) and start it "
             "(systemctl start docker, or `dockerd &` where there is no systemd)."
