@@ -185,3 +185,13 @@ def test_cli_command_line() -> None:
     assert argv[-4:] == ["-c", GUNICORN_CONFIG, "--check-config", APP_SPEC]
     assert GUNICORN_CONFIG == "python:clientforge_backend.gunicorn_conf"
     assert APP_SPEC == "clientforge_backend:create_app()"
+
+
+def test_tls_files_must_be_set_together() -> None:
+    both = load_server_settings(
+        {"BACKEND_TLS_CERT_FILE": "/c.crt", "BACKEND_TLS_KEY_FILE": "/c.key"}
+    )
+    assert (str(both.tls_cert_file), str(both.tls_key_file)) == ("/c.crt", "/c.key")
+    assert load_server_settings({}).tls_cert_file is None
+    with pytest.raises(ConfigError, match="BACKEND_TLS_KEY_FILE"):
+        load_server_settings({"BACKEND_TLS_CERT_FILE": "/c.crt"})

@@ -156,6 +156,8 @@ class ServerSettings:
     graceful_timeout: int = 30
     keepalive: int = 5
     metrics_dir: Path = Path(DEFAULT_METRICS_DIR)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
 
 def parse_bind(variable: str, value: object) -> str:
@@ -175,7 +177,7 @@ def load_server_settings(env: Mapping[str, str]) -> ServerSettings:
         return default if raw is None else parser(env_name(name), raw)
 
     base = ServerSettings()
-    return ServerSettings(
+    settings = ServerSettings(
         bind=get("bind", parse_bind, base.bind),
         workers=get("workers", lambda v, x: parse_int(v, x, minimum=1, maximum=64), base.workers),
         threads=get("threads", lambda v, x: parse_int(v, x, minimum=1, maximum=256), base.threads),
@@ -185,4 +187,18 @@ def load_server_settings(env: Mapping[str, str]) -> ServerSettings:
         ),
         keepalive=get("keepalive", lambda v, x: parse_int(v, x, minimum=0), base.keepalive),
         metrics_dir=get("metrics_dir", lambda v, x: Path(parse_nonempty(v, x)), base.metrics_dir),
+        tls_cert_file=get("tls_cert_file", _parse_optional_path, base.tls_cert_file),
+        tls_key_file=get("tls_key_file", _parse_optional_path, base.tls_key_file),
     )
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigError(
+            env_name("tls_key_file"),
+            settings.tls_key_file,
+            f"{env_name('tls_cert_file')} and {env_name('tls_key_file')} must be set together",
+        )
+    return settings
+
+
+def _parse_optional_path(variable: str, value: object) -> Path | None:
+    text = str(value).strip()
+    return Path(text) if text else None

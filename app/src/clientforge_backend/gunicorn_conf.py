@@ -46,6 +46,9 @@ umask = LOG_UMASK
 # gunicorn >= 25.1 opens a control socket under $XDG_RUNTIME_DIR or $HOME by default; a
 # service user has neither writable (ProtectSystem=strict) and test instances would collide.
 control_socket_disable = True
+# HTTPS for the API and /metrics (the production profile); both or neither.
+certfile = str(_server.tls_cert_file) if _server.tls_cert_file else None
+keyfile = str(_server.tls_key_file) if _server.tls_key_file else None
 
 if _app_settings.metrics_enabled:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_server.metrics_dir)
