@@ -58,8 +58,8 @@ def monitoring_firewall_host_addresses(host: str, hostvars: Mapping[str, Any]) -
     addresses.extend(str(a) for a in hv.get("monitoring_firewall_extra_sources") or [])
     if not addresses:
         raise AnsibleFilterError(
-            f"no source address known for {host}: gather its facts in the same play (the role gathers the "
-            f"network facts of hosts that lack them) or set monitoring_firewall_source_addresses for {host}"
+            f"no source address known for {host}: its facts were not gathered in this play (run the play on all "
+            f"hosts with facts, not with --limit) and monitoring_firewall_source_addresses is not set for {host}"
         )
     return addresses
 

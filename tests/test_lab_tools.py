@@ -1,0 +1,70 @@
+"""Lab tooling: the image is rebuilt exactly when its recipe changes, and the scenario runner
+reports a scenario without its artifacts as SKIPPED (or FAILED when artifacts are required)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+
+def load(name: str):  # noqa: ANN201 - a module
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+lab_image = load("lab_image")
+run_scenarios = load("run_scenarios")
+
+
+def test_recipe_depends_on_the_extra_ca_and_the_recipe_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = lab_image.recipe_hash(b"")
+    assert base == lab_image.recipe_hash(b""), "the recipe hash must be stable"
+    assert lab_image.recipe_hash(b"-----BEGIN CERTIFICATE-----") != base
+    lab_copy = tmp_path / "lab"
+    lab_copy.mkdir()
+    for name in ("packages.txt", "setup-image.sh", "Dockerfile"):
+        (lab_copy / name).write_bytes((REPO / "lab" / name).read_bytes())
+    monkeypatch.setattr(lab_image, "LAB_DIR", lab_copy)
+    assert lab_image.recipe_hash(b"") == base
+    (lab_copy / "packages.txt").write_text((REPO / "lab" / "packages.txt").read_text() + "nftables\n")
+    assert lab_image.recipe_hash(b"") != base
+    assert "nftables" in lab_image.packages() and all(not p.startswith("#") for p in lab_image.packages())
+
+
+def test_image_packages_include_what_ansible_needs() -> None:
+    assert {"systemd", "python3", "sudo", "python3-apt"} <= set(lab_image.packages())
+
+
+def test_missing_artifacts_make_a_scenario_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MONITORING_ARTIFACTS_DIR", str(tmp_path))
+    monkeypatch.delenv("MONITORING_REQUIRE_ARTIFACTS", raising=False)
+    assert run_scenarios.missing_artifacts("loki") == ["loki-linux-amd64.zip", "SHA256SUMS"]
+    outcome = run_scenarios.run("loki", tmp_path)
+    assert outcome.result == "SKIPPED"
+    assert "loki-linux-amd64.zip" in outcome.detail and str(tmp_path) in outcome.detail
+
+    monkeypatch.setenv("MONITORING_REQUIRE_ARTIFACTS", "1")
+    assert run_scenarios.run("loki", tmp_path).result == "FAILED"
+
+
+def test_present_artifacts_are_not_reported_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITORING_ARTIFACTS_DIR", str(tmp_path))
+    for name in ("loki-linux-amd64.zip", "SHA256SUMS"):
+        (tmp_path / name).write_bytes(b"x")
+    assert run_scenarios.missing_artifacts("loki") == []
+
+
+def test_scenarios_run_in_dependency_order() -> None:
+    order = run_scenarios.discover()
+    assert order[0] == "backend" and order[-1] == "stack"
+    assert order.index("loki") < order.index("promtail")
