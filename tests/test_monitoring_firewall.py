@@ -30,6 +30,13 @@ filters = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(filters)
 
 
+@pytest.fixture(autouse=True)
+def private_fact_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep facts in memory: ansible.cfg caches them in .ansible/facts by host name, which the
+    lab and these fixture inventories share (mon1, app1...)."""
+    monkeypatch.setenv("ANSIBLE_CACHE_PLUGIN", "memory")
+
+
 def inventory() -> dict:
     return {
         "all": {

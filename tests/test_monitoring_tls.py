@@ -31,6 +31,13 @@ HOSTS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def private_fact_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep facts in memory: ansible.cfg caches them in .ansible/facts by host name, which the
+    lab and these fixture inventories share (mon1, app1...)."""
+    monkeypatch.setenv("ANSIBLE_CACHE_PLUGIN", "memory")
+
+
 def setup_run(tmp_path: Path, hosts: dict | None = None, group_vars: dict | None = None) -> tuple[Path, Path]:
     """Write a local-connection inventory and a play that applies the role to every host."""
     targets = tmp_path / "targets"
