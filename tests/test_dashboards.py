@@ -12,11 +12,15 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from itertools import combinations
 from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from dashboard_queries import all_panels, load, queries, substitute  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD_DIR = REPO / "files" / "dashboards"
@@ -26,45 +30,6 @@ PROMTOOL = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/pr
 PROVISIONED_UIDS = {"prometheus", "loki"}
 # Labels Promtail attaches to the backend's log streams.
 PROMTAIL_LABELS = {"job", "host", "level", "filename"}
-# Grafana variables replaced by values Grafana would send, so the parsers see real queries.
-SUBSTITUTIONS = {
-    "$__rate_interval": "1m",
-    "$__interval": "30s",
-    "$__auto": "1m",
-    "$__range": "1h",
-    "$host": "app1|app2",
-    "$job": ".*",
-}
-
-
-def load(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
-def all_panels(dashboard: dict) -> list[dict]:
-    panels = []
-    for panel in dashboard.get("panels", []):
-        panels.append(panel)
-        panels.extend(panel.get("panels", []))  # collapsed rows keep their panels inside
-    return panels
-
-
-def queries(dashboard: dict, ds_type: str) -> list[tuple[str, str]]:
-    """(panel title, expr) of every target whose datasource has type ``ds_type``."""
-    found = []
-    for panel in all_panels(dashboard):
-        for target in panel.get("targets", []):
-            ds = target.get("datasource") or panel.get("datasource") or {}
-            if ds.get("type") == ds_type:
-                found.append((panel["title"], target["expr"]))
-    return found
-
-
-def substitute(expr: str) -> str:
-    for name in sorted(SUBSTITUTIONS, key=len, reverse=True):
-        expr = expr.replace(name, SUBSTITUTIONS[name])
-    assert "$" not in expr, f"unknown Grafana variable left in {expr!r}"
-    return expr
 
 
 def variable_queries(dashboard: dict) -> list[str]:
