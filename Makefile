@@ -33,8 +33,9 @@ lint: setup ## yamllint, ansible-lint (production profile), ruff
 	ruff format --check .
 	ruff check .
 
-pytest: setup ## unit tests: app, rendering, validators, lab tooling
-	python -m pytest
+pytest: setup ## unit tests: app (its own suite and config), rendering, validators, lab tooling
+	cd app && python -m pytest
+	python -m pytest tests
 
 molecule: setup image ## every Molecule scenario, one after the other, with a summary table
 	python tools/run_scenarios.py $(SCENARIOS)
