@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -74,3 +76,18 @@ def run_playbook(playbook: Path, inventory: Path, *args: str) -> subprocess.Comp
         cwd=REPO,
         check=False,
     )
+
+
+def offline_exposure(unit_text: str, unit_name: str, tmp_path: Path) -> float:
+    """``systemd-analyze security --offline`` exposure of a rendered unit (skips without it)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    path = tmp_path / unit_name
+    path.write_text(unit_text)
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", str(path)], capture_output=True, text=True, check=False
+    )
+    match = re.search(rf"Overall exposure level for {re.escape(unit_name)}: ([0-9.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    return float(match.group(1))

@@ -8,14 +8,12 @@ runs the real binary when the artifacts are available.
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, Renderer, run_playbook
+from conftest import REPO, Renderer, offline_exposure, run_playbook
 
 TEMPLATES = ["loki.yml.j2", "loki.service.j2"]
 
@@ -124,17 +122,7 @@ def test_unit_is_sandboxed(render: Renderer, tmp_path: Path) -> None:
     assert "ReadWritePaths=/var/lib/loki" in unit
     for setting in ("ProtectSystem=strict", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "UMask=0027"):
         assert setting in unit.splitlines()
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
-    path = tmp_path / "loki.service"
-    path.write_text(unit)
-    result = subprocess.run(
-        [analyze, "security", "--offline=true", str(path)], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"Overall exposure level for loki.service: ([0-9.]+)", result.stdout)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= 2.0, result.stdout
+    assert offline_exposure(unit, "loki.service", tmp_path) <= 2.0
 
 
 # --- the role on localhost, check mode ---------------------------------------------------------

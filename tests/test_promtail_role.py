@@ -8,14 +8,12 @@ real Loki when the artifacts are available.
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, Renderer, run_playbook
+from conftest import REPO, Renderer, offline_exposure, run_playbook
 
 TEMPLATES = ["promtail.yml.j2", "promtail.service.j2"]
 HARDENED = {
@@ -121,17 +119,7 @@ def test_unit_is_sandboxed_and_reloads(render: Renderer, tmp_path: Path) -> None
     assert "ExecReload=/bin/kill -HUP $MAINPID" in lines
     for setting in ("ProtectSystem=strict", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "UMask=0027"):
         assert setting in lines
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
-    path = tmp_path / "promtail.service"
-    path.write_text(unit)
-    result = subprocess.run(
-        [analyze, "security", "--offline=true", str(path)], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"Overall exposure level for promtail.service: ([0-9.]+)", result.stdout)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= 2.0, result.stdout
+    assert offline_exposure(unit, "promtail.service", tmp_path) <= 2.0
 
 
 # --- the role on localhost, check mode ---------------------------------------------------------
