@@ -68,3 +68,16 @@ def test_scenarios_run_in_dependency_order() -> None:
     order = run_scenarios.discover()
     assert order[0] == "backend" and order[-1] == "stack"
     assert order.index("loki") < order.index("promtail")
+
+
+def test_a_partial_verify_is_reported_skipped_with_its_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MONITORING_REQUIRE_ARTIFACTS", raising=False)
+    report = tmp_path / "molecule-grafana.skipped"
+    assert run_scenarios.passed_or_partial("grafana", 1.0, report).result == "PASSED"
+    reason = "Loki datasource health: no Loki on mon1"
+    report.write_text(f"SKIPPED: {reason}\nSKIPPED: {reason}\n")
+    outcome = run_scenarios.passed_or_partial("grafana", 1.0, report)
+    assert outcome.result == "SKIPPED"
+    assert outcome.detail.count(reason) == 1
+    monkeypatch.setenv("MONITORING_REQUIRE_ARTIFACTS", "1")
+    assert run_scenarios.passed_or_partial("grafana", 1.0, report).result == "FAILED"

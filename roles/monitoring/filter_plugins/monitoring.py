@@ -1,0 +1,116 @@
+"""Filters shared by every role of the stack (loaded through the monitoring dependency).
+
+``systemd_sandbox`` renders the one sandbox block that every unit of the stack uses, so that
+the units cannot drift apart; a unit passes only what is specific to its program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+# Where systemd cannot create a user namespace (inside Docker, LXC, nspawn containers),
+# PrivateUsers= together with ProtectProc= and a non-root User= fails the unit with 217/USER.
+CONTAINER_VIRTUALIZATION = frozenset({"docker", "podman", "lxc", "container", "containerd", "systemd-nspawn", "openvz"})
+BASE_ADDRESS_FAMILIES = ("AF_INET", "AF_INET6", "AF_UNIX")
+PRIVATE_USERS_CHOICES = ("auto", "true", "false")
+
+
+def systemd_private_users(setting: Any, virtualization_type: str | None) -> bool:
+    """Resolve ``monitoring_systemd_private_users`` (auto, true or false) for one host."""
+    value = str(setting).strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    if value != "auto":
+        raise AnsibleFilterError(
+            f"monitoring_systemd_private_users must be one of {', '.join(PRIVATE_USERS_CHOICES)}; got {setting!r}"
+        )
+    return str(virtualization_type or "") not in CONTAINER_VIRTUALIZATION
+
+
+def _words(items: Iterable[Any] | str | None) -> list[str]:
+    if items is None:
+        return []
+    if isinstance(items, str):
+        return items.split()
+    return [str(item) for item in items]
+
+
+def systemd_sandbox(
+    read_write_paths: Iterable[Any] | str | None,
+    private_users: bool = True,
+    address_families: Iterable[Any] | str | None = None,
+    capabilities: Iterable[Any] | str | None = None,
+    deny_syscalls: Iterable[Any] | str | None = ("@privileged", "@resources"),
+    memory_deny_write_execute: bool = True,
+    private_tmp: bool = True,
+    proc_subset: str = "pid",
+    umask: str = "0027",
+) -> str:
+    """The [Service] sandbox lines of a stack unit.
+
+    ``read_write_paths``: the only paths the program may write. ``address_families``: added to
+    AF_INET/AF_INET6/AF_UNIX (e.g. AF_NETLINK for programs that list network interfaces).
+    ``capabilities``: the bounding set (empty: none). ``deny_syscalls``: groups denied on top of
+    @system-service. ``private_users``: the value of ``systemd_private_users``. ``proc_subset``:
+    "all" for programs that read system-wide /proc files (e.g. /proc/stat for boot time).
+    """
+    families = list(BASE_ADDRESS_FAMILIES) + [f for f in _words(address_families) if f not in BASE_ADDRESS_FAMILIES]
+    paths = _words(read_write_paths)
+    caps = _words(capabilities)
+    deny = _words(deny_syscalls)
+    lines = [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ]
+    if paths:
+        lines.append("ReadWritePaths=" + " ".join(paths))
+    lines += [
+        "ProtectHome=yes",
+        f"PrivateTmp={'yes' if private_tmp else 'no'}",
+        "PrivateDevices=yes",
+        "DevicePolicy=closed",
+        f"PrivateUsers={'yes' if private_users else 'no'}",
+        "ProtectHostname=yes",
+        "ProtectClock=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectProc=invisible",
+        f"ProcSubset={proc_subset}",
+        "RestrictAddressFamilies=" + " ".join(families),
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "RemoveIPC=yes",
+        "LockPersonality=yes",
+        "KeyringMode=private",
+    ]
+    if memory_deny_write_execute:
+        lines.append("MemoryDenyWriteExecute=yes")
+    lines.append("SystemCallFilter=@system-service")
+    if deny:
+        lines.append("SystemCallFilter=~" + " ".join(deny))
+    lines += [
+        "SystemCallErrorNumber=EPERM",
+        "SystemCallArchitectures=native",
+        "CapabilityBoundingSet=" + " ".join(caps),
+        "AmbientCapabilities=",
+        f"UMask={umask}",
+    ]
+    return "\n".join(lines)
+
+
+class FilterModule:
+    """Shared filters of the monitoring stack."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "systemd_private_users": systemd_private_users,
+            "systemd_sandbox": systemd_sandbox,
+        }
