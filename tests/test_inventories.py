@@ -47,8 +47,11 @@ def test_production_example_passes_syntax_check() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+VALIDATE = REPO / "playbooks" / "validate.yml"
+
+
 def test_hardening_preflight_refuses_placeholder_secrets_and_names_them() -> None:
-    result = run_playbook(REPO / "playbooks" / "preflight.yml", PRODUCTION)
+    result = run_playbook(VALIDATE, PRODUCTION, "--tags", "validate_inputs")
     assert result.returncode != 0
     output = result.stdout + result.stderr
     for name in ("grafana_admin_password", "grafana_secret_key", "prometheus_web_basic_auth_users.admin"):
@@ -57,7 +60,7 @@ def test_hardening_preflight_refuses_placeholder_secrets_and_names_them() -> Non
 
 
 def test_hardening_preflight_accepts_real_secrets_without_printing_them() -> None:
-    result = run_playbook(REPO / "playbooks" / "preflight.yml", PRODUCTION, "-e", json.dumps(REAL_SECRETS))
+    result = run_playbook(VALIDATE, PRODUCTION, "--tags", "validate_inputs", "-e", json.dumps(REAL_SECRETS))
     assert result.returncode == 0, result.stdout + result.stderr
     for secret in REAL_SECRETS.values():
         assert secret not in result.stdout + result.stderr

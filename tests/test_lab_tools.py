@@ -81,3 +81,34 @@ def test_a_partial_verify_is_reported_skipped_with_its_reason(tmp_path: Path, mo
     assert outcome.detail.count(reason) == 1
     monkeypatch.setenv("MONITORING_REQUIRE_ARTIFACTS", "1")
     assert run_scenarios.passed_or_partial("grafana", 1.0, report).result == "FAILED"
+
+
+role_docs = load("role_docs")
+
+
+def test_readme_tables_defaults_and_argument_specs_agree() -> None:
+    problems = [
+        line
+        for role in sorted((REPO / "roles").glob("*/meta/argument_specs.yml"))
+        for line in role_docs.check_role(role.parent.parent, write=False)
+    ]
+    assert problems == []
+
+
+def test_the_docs_check_notices_a_drift(tmp_path: Path) -> None:
+    role = tmp_path / "demo"
+    (role / "meta").mkdir(parents=True)
+    (role / "defaults").mkdir()
+    (role / "defaults" / "main.yml").write_text(
+        "---\n# Port of the demo.\ndemo_port: 80\n# Undeclared.\ndemo_extra: 1\n"
+    )
+    (role / "meta" / "argument_specs.yml").write_text(
+        "argument_specs:\n  main:\n    options:\n      demo_port: {type: int, default: 8080}\n"
+    )
+    (role / "README.md").write_text(f"# demo\n\n{role_docs.BEGIN}\n| stale |\n{role_docs.END}\n")
+    problems = role_docs.check_role(role, write=False)
+    assert any("demo_extra is in defaults/main.yml but no entry point" in p for p in problems)
+    assert any("demo_port defaults to 80 in defaults/main.yml but to 8080" in p for p in problems)
+    assert any("variable table is out of date" in p for p in problems)
+    role_docs.check_role(role, write=True)
+    assert "| `demo_port` | `80` | Port of the demo. |" in (role / "README.md").read_text()

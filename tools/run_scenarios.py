@@ -54,7 +54,9 @@ def passed_or_partial(scenario: str, seconds: float, report: Path) -> Outcome:
     if not reasons:
         return Outcome(scenario, "PASSED", seconds)
     if os.environ.get("MONITORING_REQUIRE_ARTIFACTS") == "1":
-        return Outcome(scenario, "FAILED", seconds, "not verified: " + "; ".join(reasons) + " (MONITORING_REQUIRE_ARTIFACTS=1)")
+        return Outcome(
+            scenario, "FAILED", seconds, "not verified: " + "; ".join(reasons) + " (MONITORING_REQUIRE_ARTIFACTS=1)"
+        )
     return Outcome(scenario, "SKIPPED", seconds, "ran, but not verified: " + "; ".join(reasons))
 
 

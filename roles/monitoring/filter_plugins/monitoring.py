@@ -6,6 +6,7 @@ the units cannot drift apart; a unit passes only what is specific to its program
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,19 @@ def systemd_private_users(setting: Any, virtualization_type: str | None) -> bool
             f"monitoring_systemd_private_users must be one of {', '.join(PRIVATE_USERS_CHOICES)}; got {setting!r}"
         )
     return str(virtualization_type or "") not in CONTAINER_VIRTUALIZATION
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+
+
+def duration_seconds(value: Any) -> float:
+    """Seconds in a Prometheus/Loki duration such as 1h30m, 10s or 500ms."""
+    text = str(value).strip()
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise AnsibleFilterError(f"{value!r} is not a duration like 10s, 1m30s or 500ms")
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def _words(items: Iterable[Any] | str | None) -> list[str]:
@@ -111,6 +125,7 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {
+            "duration_seconds": duration_seconds,
             "systemd_private_users": systemd_private_users,
             "systemd_sandbox": systemd_sandbox,
         }
