@@ -5,6 +5,8 @@ from __future__ import annotations
 import configparser
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import conftest
@@ -232,3 +234,33 @@ def test_good_hardened_settings_pass_preflight(tmp_path: Path) -> None:
     result = run_role(tmp_path, HARDENED, tasks_from="preflight.yml")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "a-long-vault-password" not in result.stdout + result.stderr
+
+
+CHECKER = REPO / "roles" / "grafana" / "files" / "check_provisioning.py"
+
+
+def check(kind: str, text: str, expected: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / f"{kind}.yml"
+    path.write_text(text)
+    return subprocess.run(
+        [sys.executable, str(CHECKER), kind, str(path), expected], capture_output=True, text=True, check=False
+    )
+
+
+def test_the_provisioning_checker_accepts_what_the_role_writes_and_refuses_breakage(
+    render_grafana, tmp_path: Path
+) -> None:
+    """The validate: of the provisioning files: a file Grafana would load wrongly never replaces a good one."""
+    out = render_grafana(["datasources.yml.j2", "dashboards.yml.j2"], INVENTORY, HARDENED)
+    datasources, dashboards = out["datasources.yml"], out["dashboards.yml"]
+    assert check("datasources", datasources, "prometheus,loki", tmp_path).returncode == 0
+    assert check("dashboards", dashboards, "/etc/grafana/dashboards", tmp_path).returncode == 0
+
+    wrong_uid = check("datasources", datasources.replace("uid: loki", "uid: logs"), "prometheus,loki", tmp_path)
+    assert wrong_uid.returncode == 1 and "datasource UIDs are ['prometheus', 'logs']" in wrong_uid.stdout
+    not_yaml = check("datasources", datasources + "\n  - [unclosed", "prometheus,loki", tmp_path)
+    assert not_yaml.returncode == 1
+    bad_url = check("datasources", datasources.replace('"https://', '"ftp://', 1), "prometheus,loki", tmp_path)
+    assert bad_url.returncode == 1 and "is not an http(s) URL" in bad_url.stdout
+    elsewhere = check("dashboards", dashboards, "/srv/dashboards", tmp_path)
+    assert elsewhere.returncode == 1 and "not '/srv/dashboards'" in elsewhere.stdout

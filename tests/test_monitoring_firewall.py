@@ -2,8 +2,10 @@
 ports are filtered on which host), `nft -c` validation, address detection from facts, and
 argument validation.
 
-The drop/accept behaviour itself was checked on two lab containers (see the role README);
-it needs containers and takes longer than these tests may.
+The drop/accept behaviour itself is verified by the Molecule `stack` scenario under the
+production profile (molecule/stack/verify.yml): the backend port connects from the Prometheus
+host and times out (dropped) from another application host, Prometheus' port times out from a
+host that is neither Grafana nor an admin source.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ def test_missing_artifact_names_file_place_and_remedy(tmp_path: Path) -> None:
     result = run_role(tmp_path, {"promtail_artifacts_dir": str(artifacts), "promtail_skip_missing_artifacts": False})
     assert result.returncode != 0
     out = " ".join(result.stdout.split())
-    assert "missing artifact promtail-linux-amd64.zip and SHA256SUMS in" in out
+    assert f"promtail 3.6.6: promtail-linux-amd64.zip and SHA256SUMS missing in {artifacts.resolve()}" in out
     assert str(artifacts) in out
     assert "promtail_artifacts_dir" in out
     assert "https://github.com/grafana/loki/releases/download/v3.6.6/promtail-linux-amd64.zip" in out
@@ -192,4 +192,4 @@ def test_lab_skips_promtail_with_a_warning_in_check_mode(tmp_path: Path) -> None
     result = run_role(tmp_path, {"promtail_artifacts_dir": str(artifacts), "promtail_skip_missing_artifacts": True})
     assert result.returncode == 0, result.stdout[-3000:]
     out = " ".join(result.stdout.split())
-    assert "WARNING: Promtail 3.6.6 skipped on localhost: promtail-linux-amd64.zip and SHA256SUMS not found" in out
+    assert "WARNING: promtail 3.6.6 is SKIPPED on localhost: promtail-linux-amd64.zip and SHA256SUMS missing in" in out

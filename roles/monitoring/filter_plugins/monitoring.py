@@ -46,6 +46,12 @@ def duration_seconds(value: Any) -> float:
     return sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
+def url_host(address: Any) -> str:
+    """An address as the host part of a URL: IPv6 literals in brackets."""
+    text = str(address).strip()
+    return f"[{text}]" if ":" in text and not text.startswith("[") else text
+
+
 def _words(items: Iterable[Any] | str | None) -> list[str]:
     if items is None:
         return []
@@ -128,4 +134,5 @@ class FilterModule:
             "duration_seconds": duration_seconds,
             "systemd_private_users": systemd_private_users,
             "systemd_sandbox": systemd_sandbox,
+            "url_host": url_host,
         }

@@ -53,7 +53,9 @@ class LookupModule(LookupBase):
         for term in terms:
             component = str(term)
             if component not in COMPONENTS:
-                raise AnsibleLookupError(f"monitoring_endpoint: unknown component {component!r} (known: {', '.join(COMPONENTS)})")
+                raise AnsibleLookupError(
+                    f"monitoring_endpoint: unknown component {component!r} (known: {', '.join(COMPONENTS)})"
+                )
             group, role = COMPONENTS[component]
             hosts = kwargs.get("hosts")
             hosts = [hosts] if isinstance(hosts, str) else list(hosts if hosts is not None else groups.get(group, []))
@@ -69,7 +71,9 @@ class LookupModule(LookupBase):
                 }
                 name = f"__{role}_url"
                 if name not in own:
-                    raise AnsibleLookupError(f"monitoring_endpoint: roles/{role}/defaults/main.yml does not define {name}")
+                    raise AnsibleLookupError(
+                        f"monitoring_endpoint: roles/{role}/defaults/main.yml does not define {name}"
+                    )
                 templar = self._templar.copy_with_new_env(available_variables=own)
                 urls.append(str(templar.template(own[name])).strip())
         return urls

@@ -6,6 +6,7 @@ import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -73,10 +74,12 @@ def prometheus_scrape_jobs(
 ) -> list[dict]:
     """scrape_configs entries for every component group that has hosts in the inventory.
 
-    ``settings`` carries scheme, ca_file, username, password_file, node_exporter_group and
-    node_exporter_port. Each target gets ``instance`` = the inventory host name, and its
-    address is ``monitoring_address`` (default: the host name) with the component's port,
-    overridable per host by the component's port variable (``backend_port``...).
+    ``settings`` carries scheme, ca_file, username, password_file, node_exporter_group,
+    node_exporter_port and endpoints ({job: {host: URL}} from the monitoring_endpoint lookup:
+    the stack's components are scraped at the scheme, address and port their host serves).
+    Each target gets ``instance`` = the inventory host name. Components without endpoints use
+    ``monitoring_address`` (default: the host name) with the component's port, overridable per
+    host by the component's port variable.
     """
     jobs: list[dict] = []
     node_group = settings.get("node_exporter_group") or "node_exporter"
@@ -108,12 +111,25 @@ def prometheus_scrape_jobs(
             "scheme": component.get("scheme") or settings.get("scheme", "http"),
             "metrics_path": component.get("metrics_path", "/metrics"),
         }
+        endpoints = (settings.get("endpoints") or {}).get(component["job"])
+        if endpoints:
+            schemes = {urlsplit(endpoints[h]).scheme for h in hosts}
+            if len(schemes) != 1:
+                raise AnsibleFilterError(
+                    f"job {component['job']}: its hosts serve with different schemes ({', '.join(sorted(schemes))});"
+                    " switch the production profile on or off for the whole group"
+                )
+            job["scheme"] = schemes.pop()
+            job["static_configs"] = [
+                {"targets": [urlsplit(endpoints[h]).netloc], "labels": {"instance": h}} for h in hosts
+            ]
+        else:
+            job["static_configs"] = _static_configs(hosts, hostvars, component.get("port_var", ""), component["port"])
         if job["scheme"] == "https" and settings.get("ca_file"):
             job["tls_config"] = {"ca_file": settings["ca_file"]}
         # Credentials travel only over https, never in clear text.
         if settings.get("username") and job["scheme"] == "https":
             job["basic_auth"] = {"username": settings["username"], "password_file": settings["password_file"]}
-        job["static_configs"] = _static_configs(hosts, hostvars, component.get("port_var", ""), component["port"])
         jobs.append(job)
     return jobs
 
