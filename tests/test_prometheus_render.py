@@ -231,3 +231,28 @@ def test_role_files_exist() -> None:
     role = REPO / "roles" / "prometheus"
     for name in ("defaults/main.yml", "meta/argument_specs.yml", "README.md", "tasks/render_vars.yml"):
         assert (role / name).is_file(), name
+
+
+def test_a_promtool_refusal_is_traced_to_the_variable_behind_it() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "prometheus_filters", REPO / "roles/prometheus/filter_plugins/prometheus.py"
+    )
+    assert spec and spec.loader
+    filters = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(filters)
+    rendered = (
+        "global:\n  scrape_interval: 10s\nscrape_configs:\n- job_name: backend\n  scheme: http\n"
+        "- job_name: broken\n  x: 1\n"
+    )
+    unknown_field = "FAILED: parsing YAML file /tmp/.source.yml: yaml: unmarshal errors:\n  line 7: field x not found"
+    assert (
+        filters.prometheus_config_blame(unknown_field, rendered, ["broken"])
+        == "prometheus_extra_scrape_configs (job broken)"
+    )
+    too_long = 'FAILED: scrape timeout greater than scrape interval for scrape config with job name "backend"'
+    assert (
+        filters.prometheus_config_blame(too_long, rendered, ["broken"]) == "prometheus_scrape_components (job backend)"
+    )
+    assert filters.prometheus_config_blame("line 2: bad", rendered, []).startswith("prometheus_scrape_interval")

@@ -144,3 +144,32 @@ def test_a_consumer_without_its_producer_is_refused(tmp_path: Path) -> None:
     assert code != 0
     assert "inventory group `promtail` has hosts (app1) but `loki` has none" in output
     assert "inventory group `grafana` has hosts (mon1) but `prometheus` has none" in output
+
+
+def load_filters():  # noqa: ANN201 - a module
+    path = REPO / "roles" / "monitoring" / "filter_plugins" / "monitoring.py"
+    spec = importlib.util.spec_from_file_location("monitoring_filters", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_checkers_refusal_is_traced_to_the_variables_that_produced_it() -> None:
+    filters = load_filters()
+    rendered = (
+        'server:\n  http_listen_port: 3100\nschema_config:\n  configs:\n    - from: "2024-13-01"\n'
+        "limits_config:\n  x: 1\n"
+    )
+    sections = {
+        "server": "loki_http_listen_port",
+        "schema_config": "loki_schema_from",
+        "limits_config": "loki_retention_period",
+    }
+    # Loki 3.6.6 names the value, not the line (seen with the real binary).
+    refused = 'failed parsing config: /tmp/x.yml: parsing time "2024-13-01": month out of range.'
+    assert filters.config_blame(refused, rendered, sections) == "loki_schema_from"
+    assert filters.config_blame("yaml: unmarshal errors:\n  line 7: field x not found", rendered, sections) == (
+        "loki_retention_period"
+    )
+    assert "names no line" in filters.config_blame("something else broke", rendered, sections)

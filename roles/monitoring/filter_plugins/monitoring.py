@@ -52,6 +52,35 @@ def url_host(address: Any) -> str:
     return f"[{text}]" if ":" in text and not text.startswith("[") else text
 
 
+def config_blame(stderr: Any, rendered: Any, sections: dict[str, str]) -> str:
+    """The role variables behind the setting a program's checker refused in a rendered config.
+
+    The refused line is the one the checker names ("line 92: ..."), else the first line of
+    ``rendered`` that holds a value the checker quotes ('parsing time "2024-13-01"'); the
+    top-level section holding it is looked up in ``sections`` ({section: "variable, ..."}).
+    """
+    text = str(stderr)
+    lines = str(rendered).splitlines()
+    number = None
+    match = re.search(r"line (\d+)", text)
+    if match:
+        number = int(match.group(1))
+    else:
+        for quoted in re.findall(r'"([^"]{2,})"', text):
+            found = [i for i, line in enumerate(lines, 1) if quoted in line and not line.lstrip().startswith("#")]
+            if found:
+                number = found[0]
+                break
+    if number is None:
+        return "the role's variables (the checker names no line or value)"
+    section = None
+    for line in lines[:number]:
+        top = re.match(r"^([A-Za-z_]+):", line)
+        if top:
+            section = top.group(1)
+    return sections.get(section or "", f"the role's variables (section {section} of the config)")
+
+
 def _words(items: Iterable[Any] | str | None) -> list[str]:
     if items is None:
         return []
@@ -131,6 +160,7 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {
+            "config_blame": config_blame,
             "duration_seconds": duration_seconds,
             "systemd_private_users": systemd_private_users,
             "systemd_sandbox": systemd_sandbox,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,10 +135,53 @@ def prometheus_scrape_jobs(
     return jobs
 
 
+# Top-level key of prometheus.yml -> the role variables that produce it.
+_SECTION_VARIABLES = {
+    "global": (
+        "prometheus_scrape_interval, prometheus_scrape_timeout, prometheus_evaluation_interval,"
+        " prometheus_external_labels"
+    ),
+    "alerting": "prometheus_alertmanagers",
+    "remote_write": "prometheus_remote_write",
+    "rule_files": "prometheus_extra_rule_files",
+}
+
+
+def prometheus_config_blame(stderr: str, rendered: str, extra_jobs: Iterable[str]) -> str:
+    """The role variable(s) behind the setting promtool refused in ``rendered`` prometheus.yml.
+
+    promtool names a line ("line 36: field scrape_intervall not found") or a job ("scrape timeout
+    greater than scrape interval for scrape config with job name \"x\""); a job comes from
+    prometheus_extra_scrape_configs or from the derived jobs (prometheus_scrape_components).
+    """
+    extra = set(extra_jobs)
+    lines = rendered.splitlines()
+    job = None
+    section = None
+    match = re.search(r"line (\d+)", stderr)
+    if match:
+        number = min(int(match.group(1)), len(lines))
+        for line in lines[:number]:
+            top = re.match(r"^([a-z_]+):", line)
+            if top:
+                section, job = top.group(1), None
+            named = re.match(r"^\s*-?\s*job_name:\s*[\"']?([^\"'\s]+)", line)
+            if named:
+                job = named.group(1)
+    named = re.search(r"job[ _]name[\s:=]*\\?[\"']?([A-Za-z0-9_.:-]+)", stderr)
+    if named:
+        section, job = "scrape_configs", named.group(1)
+    if section == "scrape_configs" and job:
+        source = "prometheus_extra_scrape_configs" if job in extra else "prometheus_scrape_components"
+        return f"{source} (job {job})"
+    return _SECTION_VARIABLES.get(section or "", "the role's variables (promtool names no line or job)")
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "prometheus_bcrypt": prometheus_bcrypt,
+            "prometheus_config_blame": prometheus_config_blame,
             "prometheus_hash_users": prometheus_hash_users,
             "prometheus_scrape_jobs": prometheus_scrape_jobs,
         }
