@@ -114,7 +114,8 @@ def check_role(role_dir: Path, write: bool) -> list[str]:
             value = defaults[name].default
             if not (isinstance(value, str) and "{{" in value) and spec["default"] != value:
                 problems.append(
-                    f"{role}: {name} defaults to {value!r} in defaults/main.yml but to {spec['default']!r} in argument_specs"
+                    f"{role}: {name} defaults to {value!r} in defaults/main.yml"
+                    f" but to {spec['default']!r} in argument_specs"
                 )
     readme = role_dir / "README.md"
     if readme.is_file() and variables:
