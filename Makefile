@@ -6,8 +6,13 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_HOME := $(CURDIR)/.ansible
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-# Unique per checkout, so two checkouts on one machine never share containers or networks.
-export MOLECULE_RUN_PREFIX ?= cfm-$(shell printf %s "$(CURDIR)" | sha1sum | cut -c1-6)
+# Unique per checkout, so two checkouts on one machine never share containers or networks:
+# Molecule's and the lab's names carry a hash of the checkout path (inventory/lab computes the
+# same default when ansible-playbook is run by hand). Each one can be overridden from the environment.
+CHECKOUT_ID := $(shell printf %s "$(CURDIR)" | sha1sum | cut -c1-6)
+export MOLECULE_RUN_PREFIX ?= cfm-$(CHECKOUT_ID)
+export LAB_PREFIX ?= cf-lab-$(CHECKOUT_ID)-
+export LAB_NETWORK ?= cf-lab-$(CHECKOUT_ID)
 INVENTORY ?= inventory/lab
 SETUP_STAMP := $(VENV)/.setup-$(shell cat requirements.lock app/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 
