@@ -16,9 +16,9 @@ export LAB_NETWORK ?= cf-lab-$(CHECKOUT_ID)
 INVENTORY ?= inventory/lab
 SETUP_STAMP := $(VENV)/.setup-$(shell cat requirements.lock app/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 
-.PHONY: help setup lock lint pytest molecule test image up down site smoke status logs clean
+.PHONY: help setup lock lint pytest molecule test image up down site summary smoke status logs clean
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 setup: $(SETUP_STAMP) ## create .venv from the lock files (a no-op when nothing changed)
 $(SETUP_STAMP): requirements.lock app/pyproject.toml
@@ -52,12 +52,16 @@ test: ## lint + pytest + every Molecule scenario, with per-stage timings
 image: setup ## build (or reuse) the Debian 12 lab image
 	python tools/lab_image.py
 
-up: setup image ## lab hosts + site.yml on them
+up: setup image ## lab hosts + site.yml on them, then the summary (what runs where, URLs)
 	ansible-playbook -i $(INVENTORY) playbooks/lab.yml
 	ansible-playbook -i $(INVENTORY) site.yml
+	ansible-playbook -i $(INVENTORY) playbooks/summary.yml
 
 site: setup ## site.yml only, on INVENTORY
 	ansible-playbook -i $(INVENTORY) site.yml
+
+summary: setup ## component, host, deployed/SKIPPED and why, URL to open
+	ansible-playbook -i $(INVENTORY) playbooks/summary.yml
 
 down: setup ## remove the lab hosts
 	ansible-playbook -i $(INVENTORY) playbooks/lab.yml -e lab_state=absent
