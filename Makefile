@@ -14,9 +14,11 @@ export MOLECULE_RUN_PREFIX ?= cfm-$(CHECKOUT_ID)
 export LAB_PREFIX ?= cf-lab-$(CHECKOUT_ID)-
 export LAB_NETWORK ?= cf-lab-$(CHECKOUT_ID)
 INVENTORY ?= inventory/lab
+# The controller caches of every checkout of this user: downloads, wheelhouses, Molecule state.
+MONITORING_CACHE_DIR ?= $(HOME)/.cache/monitoring-stack
 SETUP_STAMP := $(VENV)/.setup-$(shell cat requirements.lock app/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 
-.PHONY: help setup lock lint pytest molecule test image up down site summary smoke status logs clean
+.PHONY: help setup lock lint pytest molecule test image up down site dry-run summary smoke status logs clean distclean
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
@@ -60,6 +62,9 @@ up: setup image ## lab hosts + site.yml on them, then the summary (what runs whe
 site: setup ## site.yml only, on INVENTORY
 	ansible-playbook -i $(INVENTORY) site.yml
 
+dry-run: setup ## site.yml in check mode with diffs: what would change, changing nothing
+	ansible-playbook -i $(INVENTORY) site.yml --check --diff
+
 summary: setup ## component, host, deployed/SKIPPED and why, URL to open
 	ansible-playbook -i $(INVENTORY) playbooks/summary.yml
 
@@ -77,3 +82,8 @@ logs: setup ## recent log lines of every service (monitor:logs)
 
 clean: ## remove the venv and caches (not the lab)
 	rm -rf $(VENV) .ansible .cache
+
+distclean: ## clean + the lab image (LAB_IMAGE) and ~/.cache/monitoring-stack; `make down` first
+	$(PYTHON) tools/lab_image.py --remove
+	rm -rf $(MONITORING_CACHE_DIR)
+	$(MAKE) --no-print-directory clean
