@@ -84,6 +84,6 @@ clean: ## remove the venv and caches (not the lab)
 	rm -rf $(VENV) .ansible .cache
 
 distclean: ## clean + the lab image (LAB_IMAGE) and ~/.cache/monitoring-stack; `make down` first
-	$(PYTHON) tools/lab_image.py --remove
+	$(PYTHON) tools/lab_image_rm.py
 	rm -rf $(MONITORING_CACHE_DIR)
 	$(MAKE) --no-print-directory clean

@@ -235,6 +235,9 @@ def test_lab_names_are_unique_per_checkout_and_the_same_for_make_and_the_invento
     assert '"ansible_host": "other-app1"' in overridden
 
 
+lab_image_rm = load("lab_image_rm")
+
+
 def test_the_image_is_not_removed_while_a_container_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
@@ -246,13 +249,13 @@ def test_the_image_is_not_removed_while_a_container_uses_it(monkeypatch: pytest.
         stdout = users["names"] if cmd[:2] == ["docker", "ps"] else ""
         return subprocess.CompletedProcess(cmd, 0, stdout=stdout, stderr="")
 
-    monkeypatch.setattr(lab_image.subprocess, "run", fake_run)
-    monkeypatch.setattr(lab_image.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(lab_image_rm.subprocess, "run", fake_run)
+    monkeypatch.setattr(lab_image_rm.shutil, "which", lambda name: f"/usr/bin/{name}")
     with pytest.raises(SystemExit, match="cf-lab-0259a9-mon1, cfm-261c21-stack-app1"):
-        lab_image.main(["--remove", "--image", "lab/throwaway:tag"])
+        lab_image_rm.main(["--image", "lab/throwaway:tag"])
     assert ["docker", "image", "rm", "lab/throwaway:tag"] not in calls
     assert ["docker", "ps", "--all", "--filter", "ancestor=lab/throwaway:tag", "--format", "{{ .Names }}"] in calls
 
     users["names"] = ""
-    assert lab_image.main(["--remove", "--image", "lab/throwaway:tag"]) == 0
+    assert lab_image_rm.main(["--image", "lab/throwaway:tag"]) == 0
     assert calls[-1] == ["docker", "image", "rm", "lab/throwaway:tag"]

@@ -132,30 +132,6 @@ def build_debootstrap(image: str, recipe: str, extra_ca: bytes, mirror: str) -> 
             raise SystemExit("lab-image: tar of the rootfs failed")
 
 
-def remove_image(image: str) -> int:
-    """Remove the lab image, unless a container (of any checkout) still uses it."""
-    if shutil.which("docker") is None:
-        log("no docker command: no image to remove")
-        return 0
-    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode:
-        log(f"{image} is not there: nothing to remove")
-        return 0
-    users = subprocess.run(
-        ["docker", "ps", "--all", "--filter", f"ancestor={image}", "--format", "{{ .Names }}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    if users:
-        raise SystemExit(
-            f"lab-image: {image} is not removed: containers use it ({', '.join(sorted(users))}). "
-            "Remove them first (`make down` in the checkout that created them)."
-        )
-    run(["docker", "image", "rm", image], stdout=subprocess.DEVNULL)
-    log(f"removed {image}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", default=os.environ.get("LAB_IMAGE", DEFAULT_IMAGE))
@@ -172,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
     parser.add_argument("--print-recipe", action="store_true", help="print the recipe hash and exit")
-    parser.add_argument("--remove", action="store_true", help="remove the image (refused while a container uses it)")
     args = parser.parse_args(argv)
-    if args.remove:
-        return remove_image(args.image)
 
     extra_ca = Path(args.extra_ca).read_bytes() if args.extra_ca and Path(args.extra_ca).is_file() else b""
     recipe = recipe_hash(extra_ca)
