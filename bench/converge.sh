@@ -15,7 +15,7 @@ results=()
 inventory_for() {  # $1 = number of application hosts
   local dir="$work/inventory-$1"
   mkdir -p "$dir"
-  cp -r inventory/lab/group_vars "$dir/"
+  cp -r inventory/lab/group_vars inventory/lab/lab_containers.yml "$dir/"
   {
     echo "all:"
     echo "  children:"

@@ -42,7 +42,13 @@ def test_both_inventories_define_every_component_group() -> None:
 
 
 def test_production_example_passes_syntax_check() -> None:
-    for playbook in ("site.yml", "playbooks/smoke.yml", "playbooks/status.yml", "playbooks/logs.yml"):
+    for playbook in (
+        "site.yml",
+        "playbooks/smoke.yml",
+        "playbooks/status.yml",
+        "playbooks/logs.yml",
+        "playbooks/summary.yml",
+    ):
         result = run_playbook(REPO / playbook, PRODUCTION, "--syntax-check")
         assert result.returncode == 0, result.stdout + result.stderr
 

@@ -112,3 +112,150 @@ def test_the_docs_check_notices_a_drift(tmp_path: Path) -> None:
     assert any("variable table is out of date" in p for p in problems)
     role_docs.check_role(role, write=True)
     assert "| `demo_port` | `80` | Port of the demo. |" in (role / "README.md").read_text()
+
+
+lab_ports = load("lab_ports")
+
+
+def free_except(*taken: tuple[str, int]):  # noqa: ANN201 - a predicate
+    return lambda ip, port: (ip, port) not in taken
+
+
+def test_free_loopback_ports_are_kept() -> None:
+    requested = {"lab-mon1": ["127.0.0.1:9090:9090", "127.0.0.1:3100:3100"], "lab-app2": []}
+    assert lab_ports.resolve(requested, {"lab-mon1": None, "lab-app2": None}, free_except()) == requested
+
+
+def test_a_taken_port_is_left_to_docker() -> None:
+    requested = {"lab-mon1": ["127.0.0.1:9090:9090", "127.0.0.1:3005:3005"]}
+    resolved = lab_ports.resolve(requested, {}, free_except(("127.0.0.1", 9090)))
+    assert resolved == {"lab-mon1": ["127.0.0.1::9090", "127.0.0.1:3005:3005"]}
+
+
+def test_two_hosts_of_one_lab_never_ask_for_the_same_port() -> None:
+    requested = {"lab-app1": ["127.0.0.1:3000:3000"], "lab-app2": ["127.0.0.1:3000:3000"]}
+    resolved = lab_ports.resolve(requested, {}, free_except())
+    assert resolved == {"lab-app1": ["127.0.0.1:3000:3000"], "lab-app2": ["127.0.0.1::3000"]}
+
+
+def test_an_existing_container_keeps_its_bindings_so_a_rerun_changes_nothing() -> None:
+    requested = {"lab-mon1": ["127.0.0.1:9090:9090", "127.0.0.1:3100:3100", "127.0.0.1:3005:3005"]}
+    existing = {
+        "lab-mon1": {
+            "9090/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}],  # Docker chose it at creation
+            "3100/tcp": [{"HostIp": "127.0.0.1", "HostPort": "3100"}],
+        }
+    }
+    # 3100 is "taken" by the container itself; 3005 was not published before: it is resolved anew.
+    resolved = lab_ports.resolve(requested, existing, free_except(("127.0.0.1", 3100), ("127.0.0.1", 3005)))
+    assert resolved == {"lab-mon1": ["127.0.0.1::9090", "127.0.0.1:3100:3100", "127.0.0.1::3005"]}
+
+
+def test_port_specs_round_trip() -> None:
+    for spec in ("127.0.0.1:9090:9090", "127.0.0.1::3000", "8080:80", "53/udp", "[::1]:9090:9090"):
+        assert str(lab_ports.PortSpec.parse(spec)) == spec
+    assert lab_ports.PortSpec.parse("53/udp").key == "53/udp"
+    assert lab_ports.PortSpec.parse("127.0.0.1::3000").key == "3000/tcp"
+
+
+def test_ports_published_by_docker_count_as_taken() -> None:
+    published = lab_ports.docker_published(
+        ["127.0.0.1:9090->9090/tcp, 127.0.0.1:3100->3100/tcp", "", "0.0.0.0:3005->3005/tcp, :::3005->3005/tcp"]
+    )
+    assert ("127.0.0.1", 9090) in published and ("0.0.0.0", 3005) in published and ("::", 3005) in published
+    assert not lab_ports.port_is_free("127.0.0.1", 9090, published)
+    assert not lab_ports.port_is_free("127.0.0.1", 3005, published), "a wildcard binding holds every address"
+
+
+def test_a_port_bound_by_another_program_is_taken() -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert not lab_ports.port_is_free("127.0.0.1", port, set())
+    assert lab_ports.port_is_free("127.0.0.1", port, set())
+
+
+def test_lab_names_are_unique_per_checkout_and_the_same_for_make_and_the_inventory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+    import subprocess
+
+    from conftest import ansible_env
+
+    for name in ("LAB_PREFIX", "LAB_NETWORK", "MOLECULE_RUN_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    checkout_id = hashlib.sha1(str(REPO).encode()).hexdigest()[:6]
+    printed = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "--eval=print-%: ; @echo $($*)",
+            "print-LAB_PREFIX",
+            "print-LAB_NETWORK",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert printed == [f"cf-lab-{checkout_id}-", f"cf-lab-{checkout_id}"]
+    env = {k: v for k, v in ansible_env().items() if k not in ("LAB_PREFIX", "LAB_NETWORK")}
+    inventory = subprocess.run(
+        [
+            "ansible",
+            "-i",
+            "inventory/lab",
+            "mon1",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ ansible_host ~ ',' ~ lab_network }}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert f"cf-lab-{checkout_id}-mon1,cf-lab-{checkout_id}" in inventory
+    env["LAB_PREFIX"] = "other-"
+    overridden = subprocess.run(
+        ["ansible-inventory", "-i", "inventory/lab", "--host", "app1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert '"ansible_host": "other-app1"' in overridden
+
+
+lab_image_rm = load("lab_image_rm")
+
+
+def test_the_image_is_not_removed_while_a_container_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    calls: list[list[str]] = []
+    users = {"names": "cf-lab-0259a9-mon1\ncfm-261c21-stack-app1\n"}
+
+    def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        stdout = users["names"] if cmd[:2] == ["docker", "ps"] else ""
+        return subprocess.CompletedProcess(cmd, 0, stdout=stdout, stderr="")
+
+    monkeypatch.setattr(lab_image_rm.subprocess, "run", fake_run)
+    monkeypatch.setattr(lab_image_rm.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(SystemExit, match="cf-lab-0259a9-mon1, cfm-261c21-stack-app1"):
+        lab_image_rm.main(["--image", "lab/throwaway:tag"])
+    assert ["docker", "image", "rm", "lab/throwaway:tag"] not in calls
+    assert ["docker", "ps", "--all", "--filter", "ancestor=lab/throwaway:tag", "--format", "{{ .Names }}"] in calls
+
+    users["names"] = ""
+    assert lab_image_rm.main(["--image", "lab/throwaway:tag"]) == 0
+    assert calls[-1] == ["docker", "image", "rm", "lab/throwaway:tag"]
