@@ -43,6 +43,7 @@ GROUP_ROLES = {
     "loki": "loki",
     "promtail": "promtail",
     "grafana": "grafana",
+    "alertmanager": "alertmanager",
 }
 # Roles that apply to every host (the last two only under the production profile).
 COMMON_ROLES = ("monitoring",)
@@ -242,8 +243,9 @@ class ActionModule(ActionBase):
             "promtail": "promtail_http_listen_port",
             "grafana": "grafana_http_port",
             "prometheus": "prometheus_port",
+            "alertmanager": "alertmanager_port",
         }
-        extra = {"loki": ["loki_grpc_listen_port"]}
+        extra = {"loki": ["loki_grpc_listen_port"], "alertmanager": ["alertmanager_cluster_port"]}
         used: dict[int, str] = {}
         problems = []
         for role in roles:

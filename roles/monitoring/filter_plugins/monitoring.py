@@ -6,8 +6,10 @@ the units cannot drift apart; a unit passes only what is specific to its program
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -155,6 +157,42 @@ def systemd_sandbox(
     return "\n".join(lines)
 
 
+_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BCRYPT = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def web_bcrypt(password: str, seed: str, rounds: int = 10) -> str:
+    """bcrypt hash of ``password`` whose salt is derived from ``seed``.
+
+    The same (password, seed) gives the same hash, so a web config file is rewritten only
+    when a password changes. The seed (program, host and user name) keeps salts unique per
+    host and user; it never includes the password, so the salt leaks nothing about it. The
+    ``bcrypt`` module is used directly because passlib 1.7 does not work with bcrypt >= 4.1.
+    """
+    try:
+        import bcrypt
+    except ImportError as exc:  # pragma: no cover - the venv has bcrypt
+        raise AnsibleFilterError("web_bcrypt needs the Python bcrypt package on the controller") from exc
+    secret = str(password).encode()
+    if len(secret) > 72:
+        raise AnsibleFilterError("bcrypt passwords are limited to 72 bytes")
+    digest = hashlib.sha256(seed.encode()).digest()[:16]
+    salt22 = base64.b64encode(digest).decode()[:22].translate(str.maketrans(_STD, _BCRYPT))
+    salt = f"$2b${int(rounds):02d}${salt22}".encode()
+    return bcrypt.hashpw(secret, salt).decode()
+
+
+def web_users_hashed(users: Mapping[str, str], host: str, program: str) -> dict[str, str]:
+    """{user: bcrypt hash} for the web config (--web.config.file) of a Prometheus-family program.
+
+    The salt seed is "<program>-web-config:<host>/<user>" (Prometheus' hashes keep the seed
+    they always had, so upgrading the stack rewrites no web config).
+    """
+    return {
+        str(name): web_bcrypt(password, f"{program}-web-config:{host}/{name}") for name, password in users.items()
+    }
+
+
 class FilterModule:
     """Shared filters of the monitoring stack."""
 
@@ -165,4 +203,6 @@ class FilterModule:
             "systemd_private_users": systemd_private_users,
             "systemd_sandbox": systemd_sandbox,
             "url_host": url_host,
+            "web_bcrypt": web_bcrypt,
+            "web_users_hashed": web_users_hashed,
         }

@@ -28,6 +28,7 @@ COMPONENTS = {
     "loki": ("loki", "loki"),
     "promtail": ("promtail", "promtail"),
     "grafana": ("grafana", "grafana"),
+    "alertmanager": ("alertmanager", "alertmanager"),
 }
 
 

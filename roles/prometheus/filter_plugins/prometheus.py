@@ -1,45 +1,14 @@
-"""Filters of the prometheus role: inventory-derived scrape jobs and stable bcrypt hashes."""
+"""Filters of the prometheus role: inventory-derived scrape jobs (web users are hashed by the
+monitoring role's ``web_users_hashed``, shared with Alertmanager)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
-
-_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_BCRYPT = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def prometheus_bcrypt(password: str, seed: str, rounds: int = 10) -> str:
-    """bcrypt hash of ``password`` whose salt is derived from ``seed``.
-
-    The same (password, seed) gives the same hash, so the web config file is rewritten only
-    when a password changes. The seed (host and user name) keeps salts unique per host and
-    user; it never includes the password, so the salt leaks nothing about it. The ``bcrypt``
-    module is used directly because passlib 1.7 does not work with bcrypt >= 4.1.
-    """
-    try:
-        import bcrypt
-    except ImportError as exc:  # pragma: no cover - the venv has bcrypt
-        raise AnsibleFilterError("prometheus_bcrypt needs the Python bcrypt package on the controller") from exc
-    secret = str(password).encode()
-    if len(secret) > 72:
-        raise AnsibleFilterError("bcrypt passwords are limited to 72 bytes")
-    digest = hashlib.sha256(f"prometheus-web-config:{seed}".encode()).digest()[:16]
-    salt22 = base64.b64encode(digest).decode()[:22].translate(str.maketrans(_STD, _BCRYPT))
-    salt = f"$2b${int(rounds):02d}${salt22}".encode()
-    return bcrypt.hashpw(secret, salt).decode()
-
-
-def prometheus_hash_users(users: Mapping[str, str], host: str) -> dict[str, str]:
-    """{user: bcrypt hash} for the web config; the salt seed is "<host>/<user>"."""
-    return {str(name): prometheus_bcrypt(password, f"{host}/{name}") for name, password in users.items()}
-
 
 def _address(hostvars: Mapping[str, Any], host: str) -> str:
     address = str(hostvars[host].get("monitoring_address") or host)
@@ -135,13 +104,43 @@ def prometheus_scrape_jobs(
     return jobs
 
 
+def prometheus_alertmanager_configs(urls: Iterable[str], settings: Mapping[str, Any]) -> list[dict]:
+    """``alerting.alertmanagers`` for the Alertmanagers at ``urls`` (from the monitoring_endpoint lookup).
+
+    Every Alertmanager is a target of its own: Prometheus sends each alert to all of them, which
+    is what an Alertmanager cluster expects (it deduplicates the notifications). ``settings``
+    carries ca_file, username and password_file; credentials travel only over https.
+    """
+    parts = [urlsplit(str(url)) for url in urls]
+    if not parts:
+        return []
+    kinds = {(p.scheme, p.path.rstrip("/")) for p in parts}
+    if len(kinds) != 1:
+        raise AnsibleFilterError(
+            "the Alertmanagers serve with different schemes or path prefixes "
+            f"({', '.join(sorted(scheme + '://...' + (path or '/') for scheme, path in kinds))});"
+            " switch the production profile on or off"
+            " for the whole group, or set prometheus_alertmanagers"
+        )
+    scheme, path = kinds.pop()
+    entry: dict[str, Any] = {"scheme": scheme, "api_version": "v2"}
+    if path:
+        entry["path_prefix"] = path
+    entry["static_configs"] = [{"targets": list(dict.fromkeys(p.netloc for p in parts))}]
+    if scheme == "https" and settings.get("ca_file"):
+        entry["tls_config"] = {"ca_file": settings["ca_file"]}
+    if scheme == "https" and settings.get("username"):
+        entry["basic_auth"] = {"username": settings["username"], "password_file": settings["password_file"]}
+    return [entry]
+
+
 # Top-level key of prometheus.yml -> the role variables that produce it.
 _SECTION_VARIABLES = {
     "global": (
         "prometheus_scrape_interval, prometheus_scrape_timeout, prometheus_evaluation_interval,"
         " prometheus_external_labels"
     ),
-    "alerting": "prometheus_alertmanagers",
+    "alerting": "prometheus_alertmanagers (or the alertmanager group's hosts), prometheus_replica_label",
     "remote_write": "prometheus_remote_write",
     "rule_files": "prometheus_extra_rule_files",
 }
@@ -180,8 +179,7 @@ def prometheus_config_blame(stderr: str, rendered: str, extra_jobs: Iterable[str
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
-            "prometheus_bcrypt": prometheus_bcrypt,
+            "prometheus_alertmanager_configs": prometheus_alertmanager_configs,
             "prometheus_config_blame": prometheus_config_blame,
-            "prometheus_hash_users": prometheus_hash_users,
             "prometheus_scrape_jobs": prometheus_scrape_jobs,
         }
