@@ -131,7 +131,39 @@ def test_loki_datasource_absent_without_loki_hosts(render_grafana) -> None:
     out = render_grafana(["datasources.yml.j2"], inventory)
     doc = yaml.safe_load(out["datasources.yml"])
     assert [ds["uid"] for ds in doc["datasources"]] == ["prometheus"]
-    assert doc["deleteDatasources"] == [{"name": "Loki", "orgId": 1}]
+    # Neither Loki nor an Alertmanager in this inventory: a datasource provisioned before is removed.
+    assert doc["deleteDatasources"] == [{"name": "Loki", "orgId": 1}, {"name": "Alertmanager", "orgId": 1}]
+
+
+ALERTING_INVENTORY = json.loads(json.dumps(INVENTORY))
+ALERTING_INVENTORY["all"]["children"]["alertmanager"] = {"hosts": {"am1": {"monitoring_address": "am1.example.net"}, "am2": None}}
+
+
+def test_alertmanager_datasource_from_the_inventory(render_grafana, tmp_path: Path) -> None:
+    """The first Alertmanager of the group, as it serves; Prometheus' API; basic auth under hardening."""
+    lab = datasources(render_grafana(["datasources.yml.j2"], ALERTING_INVENTORY))
+    assert list(lab) == ["prometheus", "loki", "alertmanager"]
+    am = lab["alertmanager"]
+    assert (am["type"], am["url"], am["isDefault"]) == ("alertmanager", "http://am1.example.net:9093", False)
+    assert am["jsonData"]["implementation"] == "prometheus"
+    assert "basicAuth" not in am
+
+    hardened = HARDENED | {
+        "grafana_alertmanager_basic_auth_user": "grafana",
+        "grafana_alertmanager_basic_auth_password": "am-secret",
+    }
+    out = render_grafana(["datasources.yml.j2"], ALERTING_INVENTORY, hardened)
+    am = datasources(out)["alertmanager"]
+    assert am["url"] == "https://am1.example.net:9093"
+    assert (am["basicAuth"], am["basicAuthUser"]) == (True, "grafana")
+    assert am["secureJsonData"] == {"tlsCACert": "$__file{/etc/pki/monitoring/ca.pem}", "basicAuthPassword": "am-secret"}
+    assert datasources(out)["prometheus"]["secureJsonData"]["basicAuthPassword"] == "scrape-secret"
+
+    accepted = check("datasources", out["datasources.yml"], "prometheus,loki,alertmanager", tmp_path)
+    assert accepted.returncode == 0, accepted.stdout
+    mimic = out["datasources.yml"].replace("implementation: prometheus", "implementation: grafana")
+    refused = check("datasources", mimic, "prometheus,loki,alertmanager", tmp_path)
+    assert refused.returncode == 1 and "jsonData.implementation is 'grafana'" in refused.stdout
 
 
 def check_provider(rendered: dict[str, str]) -> None:

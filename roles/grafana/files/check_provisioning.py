@@ -20,6 +20,8 @@ import yaml
 
 URL = re.compile(r"^https?://[^/\s]+")
 TYPES = {"prometheus", "loki", "alertmanager"}
+# Alertmanager APIs Grafana's alertmanager datasource speaks.
+IMPLEMENTATIONS = {"prometheus", "mimir", "cortex"}
 
 
 def check_datasources(data: dict[str, Any], uids: list[str]) -> str | None:
@@ -36,6 +38,13 @@ def check_datasources(data: dict[str, Any], uids: list[str]) -> str | None:
             return f"datasource {source['name']}: unknown type {source['type']}"
         if not URL.match(str(source["url"])):
             return f"datasource {source['name']}: url {source['url']!r} is not an http(s) URL"
+        # Without it Grafana takes the Alertmanager for its own (Mimir-style) API and every call fails.
+        implementation = (source.get("jsonData") or {}).get("implementation")
+        if source["type"] == "alertmanager" and implementation not in IMPLEMENTATIONS:
+            return (
+                f"datasource {source['name']}: jsonData.implementation is {implementation!r},"
+                f" expected one of {sorted(IMPLEMENTATIONS)}"
+            )
     found = [s["uid"] for s in sources]
     if found != uids:
         return f"datasource UIDs are {found}, the dashboards need {uids}"
