@@ -124,11 +124,38 @@ def test_reject_action_and_custom_ports(render: Renderer) -> None:
     assert not any("dport 3000" in r for r in rules)
 
 
+def alerting_inventory() -> dict:
+    data = inventory()
+    data["all"]["children"]["alertmanager"] = {
+        "hosts": {"mon1": {}, "am2": {"ansible_host": "10.0.0.12", "monitoring_firewall_extra_sources": ["fd00::12"]}}
+    }
+    return data
+
+
+def test_alertmanager_answers_prometheus_and_grafana_and_gossips_only_with_its_peers(render: Renderer) -> None:
+    out = render("monitoring_firewall", [TEMPLATE], alerting_inventory())
+    sets, rules = parse(out["am2"]["monitoring-stack.nft"])
+    assert sets["alertmanager_v4"] == ["10.0.0.10", "10.0.1.5"]
+    # am2's gossip port: mon1 (its peer) only, over TCP and UDP (memberlist uses both).
+    assert sets["alertmanager_cluster_v4"] == ["10.0.0.10"]
+    assert sets["alertmanager_cluster_v6"] == ["fd00::10"]
+    assert "tcp dport 9093 ip saddr @alertmanager_v4 accept" in rules
+    assert "meta l4proto { tcp, udp } th dport 9094 ip saddr @alertmanager_cluster_v4 accept" in rules
+    assert 'meta l4proto { tcp, udp } th dport 9094 counter drop comment "alertmanager_cluster: source not allowed"' in rules
+    sets, _ = parse(out["mon1"]["monitoring-stack.nft"])
+    assert sets["alertmanager_cluster_v4"] == ["10.0.0.12"] and sets["alertmanager_cluster_v6"] == ["fd00::12"]
+    # Hosts without an Alertmanager leave those ports alone.
+    sets, _ = parse(out["app1"]["monitoring-stack.nft"])
+    assert not any(name.startswith("alertmanager") for name in sets)
+
+
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed (apt-get install -y nftables)")
 def test_rendered_tables_pass_nft_check(render: Renderer, tmp_path: Path) -> None:
     tables = render_all(
         render, {"monitoring_firewall_admin_sources": ["192.168.0.0/16", "192.168.3.4", "2001:db8::/32"]}
     )
+    out = render("monitoring_firewall", [TEMPLATE], alerting_inventory(), {"monitoring_firewall_action": "reject"})
+    tables |= {f"{host}-alerting": files["monitoring-stack.nft"] for host, files in out.items()}
     for host, text in tables.items():
         path = tmp_path / f"{host}.nft"
         path.write_text(text)
@@ -167,6 +194,7 @@ def test_addresses_come_from_facts() -> None:
         {
             "name": "loki",
             "port": 3100,
+            "protocols": ["tcp"],
             "v4": ["10.1.0.2", "10.8.0.0/24", "172.31.0.2", "198.51.100.7"],
             "v6": ["fd00::2"],
         }

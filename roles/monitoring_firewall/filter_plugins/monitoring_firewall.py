@@ -65,7 +65,7 @@ def monitoring_firewall_host_addresses(host: str, hostvars: Mapping[str, Any]) -
 
 
 def monitoring_firewall_rules(services: Iterable[Mapping[str, Any]], hostvars: Mapping[str, Any]) -> list[dict]:
-    """Resolve ``[{name, port, hosts, sources, sources_var}]`` into ``[{name, port, v4, v6}]``.
+    """Resolve ``[{name, port, protocols, hosts, sources, sources_var}]`` into ``[{name, port, protocols, v4, v6}]``.
 
     ``hosts`` are inventory hosts whose addresses are allowed, ``sources`` extra addresses or
     networks (``sources_var`` names the variable they come from, for error messages). The
@@ -89,7 +89,10 @@ def monitoring_firewall_rules(services: Iterable[Mapping[str, Any]], hostvars: M
                 str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n)
                 for n in sorted(collapsed, key=lambda n: (int(n.network_address), n.prefixlen))
             ]
-        rules.append({"name": str(service["name"]), "port": int(service["port"]), **families})
+        protocols = [str(p) for p in service.get("protocols") or ["tcp"]]
+        if not set(protocols) <= {"tcp", "udp"}:
+            raise AnsibleFilterError(f"service {service.get('name')}: protocols must be tcp and/or udp; got {protocols}")
+        rules.append({"name": str(service["name"]), "port": int(service["port"]), "protocols": protocols, **families})
     return rules
 
 
