@@ -15,6 +15,8 @@ REAL_SECRETS = {
     "vault_prometheus_grafana_password": "pw-B-6c5b4a",
     "vault_grafana_admin_password": "pw-C-3e2d1c",
     "vault_grafana_secret_key": "key-D-0a9b8c",
+    "vault_alertmanager_prometheus_password": "pw-E-7f6e5d",
+    "vault_alertmanager_grafana_password": "pw-F-4c3b2a",
 }
 
 
@@ -36,9 +38,11 @@ def hosts_of(inventory: dict, group: str) -> set[str]:
 def test_both_inventories_define_every_component_group() -> None:
     for path in (PRODUCTION, LAB):
         inventory = inventory_groups(path)
-        for group in ("backend", "prometheus", "loki", "grafana", "promtail"):
+        for group in ("backend", "prometheus", "loki", "grafana", "promtail", "alertmanager"):
             assert hosts_of(inventory, group), f"{path.name}: group {group} has no hosts"
         assert hosts_of(inventory, "promtail") == hosts_of(inventory, "backend")
+    # A pair in production: one cluster, each alert notified once.
+    assert len(hosts_of(inventory_groups(PRODUCTION), "alertmanager")) == 2
 
 
 def test_production_example_passes_syntax_check() -> None:
@@ -60,7 +64,13 @@ def test_hardening_preflight_refuses_placeholder_secrets_and_names_them() -> Non
     result = run_playbook(VALIDATE, PRODUCTION, "--tags", "validate_inputs")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    for name in ("grafana_admin_password", "grafana_secret_key", "prometheus_web_basic_auth_users.admin"):
+    for name in (
+        "grafana_admin_password",
+        "grafana_secret_key",
+        "prometheus_web_basic_auth_users.admin",
+        "alertmanager_web_basic_auth_users.prometheus",
+        "prometheus_alertmanager_basic_auth_password",
+    ):
         assert name in output
     assert "CHANGE_ME" not in output.split("still hold")[0], "a secret value was printed"
 
