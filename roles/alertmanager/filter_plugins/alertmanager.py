@@ -1,4 +1,4 @@
-"""Filters of the alertmanager role: receivers from the role's short forms, cluster peers from the inventory."""
+"""Filters of the alertmanager role: receivers from the role's short forms, the cluster's other peers."""
 
 from __future__ import annotations
 
@@ -6,11 +6,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-
-def _address(hostvars: Mapping[str, Any], host: str) -> str:
-    address = str(hostvars[host].get("monitoring_address") or host)
-    return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
 def alertmanager_receivers(
@@ -51,16 +46,9 @@ def alertmanager_receivers(
     return receivers
 
 
-def alertmanager_peers(hosts: Iterable[str], hostvars: Mapping[str, Any], me: str, default_port: int) -> list[str]:
-    """``address:port`` of the gossip of every host of the cluster group but ``me``.
-
-    Each peer's port is its own ``alertmanager_cluster_port`` (host variable), else ``default_port``.
-    """
-    return [
-        f"{_address(hostvars, host)}:{int(hostvars[host].get('alertmanager_cluster_port') or default_port)}"
-        for host in dict.fromkeys(hosts)
-        if host != me
-    ]
+def alertmanager_peers(hosts: Iterable[str], addresses: Iterable[str], me: str) -> list[str]:
+    """The gossip addresses (from the monitoring_endpoint lookup, as each peer serves) of every host but ``me``."""
+    return [address for host, address in zip(hosts, addresses, strict=True) if host != me]
 
 
 class FilterModule:

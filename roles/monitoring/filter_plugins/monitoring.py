@@ -188,9 +188,7 @@ def web_users_hashed(users: Mapping[str, str], host: str, program: str) -> dict[
     The salt seed is "<program>-web-config:<host>/<user>" (Prometheus' hashes keep the seed
     they always had, so upgrading the stack rewrites no web config).
     """
-    return {
-        str(name): web_bcrypt(password, f"{program}-web-config:{host}/{name}") for name, password in users.items()
-    }
+    return {str(name): web_bcrypt(password, f"{program}-web-config:{host}/{name}") for name, password in users.items()}
 
 
 class FilterModule:

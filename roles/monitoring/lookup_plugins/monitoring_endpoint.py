@@ -9,6 +9,9 @@ datasources and the smoke and status playbooks all read it through this lookup.
 
     query('monitoring_endpoint', 'loki')                      -> ['https://mon1:3100']
     query('monitoring_endpoint', 'backend', hosts=['app1'])   -> ['http://app1:3000']
+
+A component with a second endpoint states it under its own name: ``alertmanager_cluster`` is
+``__alertmanager_cluster_peer`` (address:port of the gossip, which is not a URL).
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
 ROLES_DIR = Path(__file__).resolve().parents[2]
-# Component -> (its inventory group, its role).
-COMPONENTS = {
+# Component -> (its inventory group, its role[, the variable naming the endpoint; default __<role>_url]).
+COMPONENTS: dict[str, tuple[str, ...]] = {
     "backend": ("backend", "backend"),
     "prometheus": ("prometheus", "prometheus"),
     "loki": ("loki", "loki"),
     "promtail": ("promtail", "promtail"),
     "grafana": ("grafana", "grafana"),
     "alertmanager": ("alertmanager", "alertmanager"),
+    "alertmanager_cluster": ("alertmanager", "alertmanager", "__alertmanager_cluster_peer"),
 }
 
 
@@ -57,7 +61,7 @@ class LookupModule(LookupBase):
                 raise AnsibleLookupError(
                     f"monitoring_endpoint: unknown component {component!r} (known: {', '.join(COMPONENTS)})"
                 )
-            group, role = COMPONENTS[component]
+            group, role, *variable = COMPONENTS[component]
             hosts = kwargs.get("hosts")
             hosts = [hosts] if isinstance(hosts, str) else list(hosts if hosts is not None else groups.get(group, []))
             base = {**self._defaults("monitoring"), **self._defaults(role)}
@@ -70,7 +74,7 @@ class LookupModule(LookupBase):
                     "hostvars": hostvars,
                     "role_path": str(ROLES_DIR / role),
                 }
-                name = f"__{role}_url"
+                name = variable[0] if variable else f"__{role}_url"
                 if name not in own:
                     raise AnsibleLookupError(
                         f"monitoring_endpoint: roles/{role}/defaults/main.yml does not define {name}"

@@ -91,7 +91,9 @@ def monitoring_firewall_rules(services: Iterable[Mapping[str, Any]], hostvars: M
             ]
         protocols = [str(p) for p in service.get("protocols") or ["tcp"]]
         if not set(protocols) <= {"tcp", "udp"}:
-            raise AnsibleFilterError(f"service {service.get('name')}: protocols must be tcp and/or udp; got {protocols}")
+            raise AnsibleFilterError(
+                f"service {service.get('name')}: protocols must be tcp and/or udp; got {protocols}"
+            )
         rules.append({"name": str(service["name"]), "port": int(service["port"]), "protocols": protocols, **families})
     return rules
 

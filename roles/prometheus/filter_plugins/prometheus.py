@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
+
 def _address(hostvars: Mapping[str, Any], host: str) -> str:
     address = str(hostvars[host].get("monitoring_address") or host)
     return f"[{address}]" if ":" in address and not address.startswith("[") else address
