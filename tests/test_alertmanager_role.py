@@ -164,6 +164,7 @@ PREFLIGHT = """
         ('{"alertmanager_version": "latest"}', "alertmanager_version"),
         ('{"alertmanager_route_group_wait": "soon"}', "alertmanager_route_group_wait"),
         ('{"alertmanager_cluster_port": 9093}', "alertmanager_cluster_listen_address"),
+        ('{"alertmanager_route_group_interval": "10s"}', "alertmanager_route_group_interval"),
         ('{"alertmanager_web_tls_cert_file": "/x.crt"}', "alertmanager_web_tls_key_file"),
         ('{"alertmanager_webhook_receivers": [{"name": "a", "url": "hooks:9000"}]}', "alertmanager_webhook_receivers"),
         (
@@ -176,7 +177,8 @@ def test_bad_input_fails_naming_the_variable(tmp_path: Path, extra: str, variabl
     playbook = tmp_path / "preflight.yml"
     playbook.write_text(PREFLIGHT)
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts: {}\n")
+    # localhost and a peer: a pair, whose second Alertmanager waits the peer timeout.
+    inventory.write_text("all:\n  children:\n    alertmanager:\n      hosts: {localhost: {}, am2: {}}\n")
     result = run_playbook(playbook, inventory, "--check", "-e", extra)
     assert result.returncode != 0
     assert variable in result.stdout, result.stdout[-3000:]

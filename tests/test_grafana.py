@@ -136,7 +136,9 @@ def test_loki_datasource_absent_without_loki_hosts(render_grafana) -> None:
 
 
 ALERTING_INVENTORY = json.loads(json.dumps(INVENTORY))
-ALERTING_INVENTORY["all"]["children"]["alertmanager"] = {"hosts": {"am1": {"monitoring_address": "am1.example.net"}, "am2": None}}
+ALERTING_INVENTORY["all"]["children"]["alertmanager"] = {
+    "hosts": {"am1": {"monitoring_address": "am1.example.net"}, "am2": None}
+}
 
 
 def test_alertmanager_datasource_from_the_inventory(render_grafana, tmp_path: Path) -> None:
@@ -156,7 +158,10 @@ def test_alertmanager_datasource_from_the_inventory(render_grafana, tmp_path: Pa
     am = datasources(out)["alertmanager"]
     assert am["url"] == "https://am1.example.net:9093"
     assert (am["basicAuth"], am["basicAuthUser"]) == (True, "grafana")
-    assert am["secureJsonData"] == {"tlsCACert": "$__file{/etc/pki/monitoring/ca.pem}", "basicAuthPassword": "am-secret"}
+    assert am["secureJsonData"] == {
+        "tlsCACert": "$__file{/etc/pki/monitoring/ca.pem}",
+        "basicAuthPassword": "am-secret",
+    }
     assert datasources(out)["prometheus"]["secureJsonData"]["basicAuthPassword"] == "scrape-secret"
 
     accepted = check("datasources", out["datasources.yml"], "prometheus,loki,alertmanager", tmp_path)

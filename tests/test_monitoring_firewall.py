@@ -141,7 +141,10 @@ def test_alertmanager_answers_prometheus_and_grafana_and_gossips_only_with_its_p
     assert sets["alertmanager_cluster_v6"] == ["fd00::10"]
     assert "tcp dport 9093 ip saddr @alertmanager_v4 accept" in rules
     assert "meta l4proto { tcp, udp } th dport 9094 ip saddr @alertmanager_cluster_v4 accept" in rules
-    assert 'meta l4proto { tcp, udp } th dport 9094 counter drop comment "alertmanager_cluster: source not allowed"' in rules
+    assert (
+        'meta l4proto { tcp, udp } th dport 9094 counter drop comment "alertmanager_cluster: source not allowed"'
+        in rules
+    )
     sets, _ = parse(out["mon1"]["monitoring-stack.nft"])
     assert sets["alertmanager_cluster_v4"] == ["10.0.0.12"] and sets["alertmanager_cluster_v6"] == ["fd00::12"]
     # Hosts without an Alertmanager leave those ports alone.
