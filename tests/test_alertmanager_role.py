@@ -168,7 +168,8 @@ PREFLIGHT = """
         ('{"alertmanager_web_tls_cert_file": "/x.crt"}', "alertmanager_web_tls_key_file"),
         ('{"alertmanager_webhook_receivers": [{"name": "a", "url": "hooks:9000"}]}', "alertmanager_webhook_receivers"),
         (
-            '{"alertmanager_hardening": true, "alertmanager_web_tls_cert_file": "/c", "alertmanager_web_tls_key_file": "/k"}',
+            '{"alertmanager_hardening": true, "alertmanager_web_tls_cert_file": "/c",'
+            ' "alertmanager_web_tls_key_file": "/k"}',
             "alertmanager_web_basic_auth_users",
         ),
     ],
