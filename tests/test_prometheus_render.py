@@ -94,7 +94,8 @@ def test_extra_scrape_configs_labels_and_remote_write(render) -> None:
     )["mon1"]
     config = yaml.safe_load(out["prometheus.yml"])
     assert config["scrape_configs"][-1] == extra[0]
-    assert config["global"]["external_labels"] == {"site": "lab"}
+    # The replica label (prometheus_replica_label) names this Prometheus next to the operator's labels.
+    assert config["global"]["external_labels"] == {"replica": "mon1", "site": "lab"}
     assert config["remote_write"] == remote
     assert "--storage.tsdb.retention.time=30d" in out["prometheus.service"]
     assert "--storage.tsdb.retention.size=512MB" in out["prometheus.service"]
