@@ -4,8 +4,8 @@
 The JSON in the environment variable ALERTING_WAIT says what to wait for:
 
 * ``{"kind": "cluster", "url": AM, "peers": N}``: the Alertmanager reports N peers, status ready;
-* ``{"kind": "alerts", "url": AM, "alertname": A, "instance": I, "count": N}``: N active alerts
-  A for instance I in that Alertmanager (0: none);
+* ``{"kind": "alerts", "url": AM, "labels": {name: value, ...}, "count": N}``: N active alerts
+  with these labels in that Alertmanager (0: none);
 * ``{"kind": "prometheus", "url": P, "query": Q, "value": V}``: every sample of Q equals V and
   there is at least one;
 * ``{"kind": "notifications", "file": F, "alertname": A, "status": S, "count": N}``: at least N
@@ -40,13 +40,8 @@ def cluster(spec: dict) -> tuple[bool, Any, Any]:
 
 
 def alerts(spec: dict) -> tuple[bool, Any, Any]:
-    query = urllib.parse.urlencode(
-        [
-            ("filter", f'alertname="{spec["alertname"]}"'),
-            ("filter", f'instance="{spec["instance"]}"'),
-            ("active", "true"),
-        ]
-    )
+    filters = [("filter", f'{name}="{value}"') for name, value in spec["labels"].items()]
+    query = urllib.parse.urlencode([*filters, ("active", "true")])
     found = fetch(f"{spec['url']}/api/v2/alerts?{query}")
     return len(found) == int(spec["count"]), len(found), [a.get("labels") for a in found]
 
