@@ -129,7 +129,9 @@ def test_rendered_rules_pass_their_unit_tests(render, tmp_path: Path, name: str)
         assert result.returncode == 0, result.stdout + result.stderr
     shutil.copytree(TESTS, tmp_path / "tests")
     for test_file in sorted((tmp_path / "tests").glob("*_test.yml")):
-        used = {line.split("../rules/")[1].strip() for line in test_file.read_text().splitlines() if "../rules/" in line}
+        used = {
+            line.split("../rules/")[1].strip() for line in test_file.read_text().splitlines() if "../rules/" in line
+        }
         if not used <= set(installed):
             continue
         result = promtool("test", "rules", test_file.name, cwd=test_file.parent)
