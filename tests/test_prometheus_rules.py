@@ -177,3 +177,26 @@ def test_rule_tests_catch_a_wrong_threshold(render, tmp_path: Path) -> None:
     result = promtool("test", "rules", "backend_slo_rules_test.yml", cwd=tmp_path / "tests")
     assert result.returncode != 0
     assert "BackendAvailabilityBudgetBurn" in result.stdout + result.stderr
+
+
+def test_a_host_where_a_component_is_skipped_gets_no_target() -> None:
+    """Only the skipped host loses its target; the job stays for the hosts that run the component."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prometheus_filters", ROLE / "filter_plugins" / "prometheus.py")
+    assert spec and spec.loader
+    filters = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(filters)
+    hostvars = {
+        "logs1": {"release_artifact_skipped": {"loki": True, "prometheus": False}},
+        "logs2": {"release_artifact_skipped": {"loki": False}},
+        "logs3": {},
+    }
+    jobs = filters.prometheus_scrape_jobs(
+        [{"job": "loki", "group": "loki", "port": 3100, "port_var": "loki_http_listen_port"}],
+        {"loki": ["logs1", "logs2", "logs3"], "all": ["logs1", "logs2", "logs3"]},
+        hostvars,
+        {"scheme": "http"},
+    )
+    (loki,) = [job for job in jobs if job["job_name"] == "loki"]
+    assert [static["labels"]["instance"] for static in loki["static_configs"]] == ["logs2", "logs3"]
