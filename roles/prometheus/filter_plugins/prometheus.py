@@ -63,7 +63,9 @@ def _not_skipped(hosts: Iterable[str], hostvars: Mapping[str, Any], component: s
     """``hosts`` less those where the validation phase skipped ``component`` (its artifact is
     missing in the lab: release_artifact_skipped). Nothing serves there, so a target would only
     keep ScrapeTargetDown firing."""
-    return [h for h in hosts if not (hostvars[h].get("release_artifact_skipped") or {}).get(component)]
+    return [
+        h for h in hosts if h not in hostvars or not (hostvars[h].get("release_artifact_skipped") or {}).get(component)
+    ]
 
 
 def _unique(hosts: Iterable[str]) -> list[str]:
