@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_playbook
+from test_prometheus_render import PREFLIGHT
 
 ROLE = Path(__file__).resolve().parent.parent / "roles" / "prometheus"
 TESTS = ROLE / "files" / "tests"
@@ -200,3 +202,23 @@ def test_a_host_where_a_component_is_skipped_gets_no_target() -> None:
     )
     (loki,) = [job for job in jobs if job["job_name"] == "loki"]
     assert [static["labels"]["instance"] for static in loki["static_configs"]] == ["logs2", "logs3"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("prometheus_slo_availability_objective=1.5", "prometheus_slo_availability_objective must be a ratio"),
+        ("prometheus_slo_latency_objective=0", "prometheus_slo_latency_objective must be a ratio"),
+        ("prometheus_slo_latency_threshold=0.3", "prometheus_slo_latency_threshold must be one of the backend's"),
+        ("prometheus_alert_backend_down_for=soon", "prometheus_alert_backend_down_for must be a Prometheus duration"),
+        ("prometheus_node_filesystem_free_percent_min=150", "prometheus_node_filesystem_free_percent_min must be"),
+    ],
+)
+def test_bad_alerting_input_is_refused_naming_the_variable(tmp_path: Path, extra: str, message: str) -> None:
+    playbook = tmp_path / "preflight.yml"
+    playbook.write_text(PREFLIGHT)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts: {}\n")
+    result = run_playbook(playbook, inventory, "--check", "-e", extra)
+    assert result.returncode != 0
+    assert message in " ".join(result.stdout.split()), result.stdout[-3000:]
