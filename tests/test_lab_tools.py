@@ -48,7 +48,7 @@ def test_missing_artifacts_make_a_scenario_skipped(
 ) -> None:
     monkeypatch.setenv("MONITORING_ARTIFACTS_DIR", str(tmp_path))
     monkeypatch.delenv("MONITORING_REQUIRE_ARTIFACTS", raising=False)
-    assert run_scenarios.missing_artifacts("loki") == ["loki-linux-amd64.zip", "SHA256SUMS"]
+    assert run_scenarios.missing_artifacts("loki") == ["loki-linux-amd64.zip", "lokitool-linux-amd64.zip", "SHA256SUMS"]
     outcome = run_scenarios.run("loki", tmp_path)
     assert outcome.result == "SKIPPED"
     assert "loki-linux-amd64.zip" in outcome.detail and str(tmp_path) in outcome.detail
@@ -59,7 +59,7 @@ def test_missing_artifacts_make_a_scenario_skipped(
 
 def test_present_artifacts_are_not_reported_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITORING_ARTIFACTS_DIR", str(tmp_path))
-    for name in ("loki-linux-amd64.zip", "SHA256SUMS"):
+    for name in ("loki-linux-amd64.zip", "lokitool-linux-amd64.zip", "SHA256SUMS"):
         (tmp_path / name).write_bytes(b"x")
     assert run_scenarios.missing_artifacts("loki") == []
 

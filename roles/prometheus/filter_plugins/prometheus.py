@@ -29,6 +29,15 @@ def _static_configs(hosts: Iterable[str], hostvars: Mapping[str, Any], port_var:
     return configs
 
 
+def _not_skipped(hosts: Iterable[str], hostvars: Mapping[str, Any], component: str) -> list[str]:
+    """``hosts`` less those where the validation phase skipped ``component`` (its artifact is
+    missing in the lab: release_artifact_skipped). Nothing serves there, so a target would only
+    keep ScrapeTargetDown firing."""
+    return [
+        h for h in hosts if h not in hostvars or not (hostvars[h].get("release_artifact_skipped") or {}).get(component)
+    ]
+
+
 def _unique(hosts: Iterable[str]) -> list[str]:
     seen: list[str] = []
     for host in hosts:
@@ -48,6 +57,7 @@ def prometheus_scrape_jobs(
     ``settings`` carries scheme, ca_file, username, password_file, node_exporter_group,
     node_exporter_port and endpoints ({job: {host: URL}} from the monitoring_endpoint lookup:
     the stack's components are scraped at the scheme, address and port their host serves).
+    Hosts where the component was skipped (release_artifact_skipped[<job>]) get no target.
     Each target gets ``instance`` = the inventory host name. Components without endpoints use
     ``monitoring_address`` (default: the host name) with the component's port, overridable per
     host by the component's port variable.
@@ -75,6 +85,7 @@ def prometheus_scrape_jobs(
         hosts = component.get("hosts")
         if hosts is None:
             hosts = _unique(groups.get(component.get("group", component["job"]), []))
+        hosts = _not_skipped(hosts, hostvars, component["job"])
         if not hosts:
             continue
         job: dict[str, Any] = {
