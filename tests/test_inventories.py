@@ -17,6 +17,7 @@ REAL_SECRETS = {
     "vault_grafana_secret_key": "key-D-0a9b8c",
     "vault_alertmanager_prometheus_password": "pw-E-7f6e5d",
     "vault_alertmanager_grafana_password": "pw-F-4c3b2a",
+    "vault_alertmanager_loki_password": "pw-G-1a0b9c",
 }
 
 
