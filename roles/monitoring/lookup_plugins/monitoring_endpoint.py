@@ -28,6 +28,8 @@ COMPONENTS = {
     "loki": ("loki", "loki"),
     "promtail": ("promtail", "promtail"),
     "grafana": ("grafana", "grafana"),
+    "node_exporter": ("node_exporter", "node_exporter"),
+    "blackbox_exporter": ("blackbox_exporter", "blackbox_exporter"),
 }
 
 

@@ -1,44 +1,17 @@
-"""Filters of the prometheus role: inventory-derived scrape jobs and stable bcrypt hashes."""
+"""Filters of the prometheus role: inventory-derived scrape and probe jobs.
+
+The web config's bcrypt hashes come from the shared filter ``monitoring_hash_users`` (role
+``monitoring``), which the exporters' web configs use too.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
-
-_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_BCRYPT = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def prometheus_bcrypt(password: str, seed: str, rounds: int = 10) -> str:
-    """bcrypt hash of ``password`` whose salt is derived from ``seed``.
-
-    The same (password, seed) gives the same hash, so the web config file is rewritten only
-    when a password changes. The seed (host and user name) keeps salts unique per host and
-    user; it never includes the password, so the salt leaks nothing about it. The ``bcrypt``
-    module is used directly because passlib 1.7 does not work with bcrypt >= 4.1.
-    """
-    try:
-        import bcrypt
-    except ImportError as exc:  # pragma: no cover - the venv has bcrypt
-        raise AnsibleFilterError("prometheus_bcrypt needs the Python bcrypt package on the controller") from exc
-    secret = str(password).encode()
-    if len(secret) > 72:
-        raise AnsibleFilterError("bcrypt passwords are limited to 72 bytes")
-    digest = hashlib.sha256(f"prometheus-web-config:{seed}".encode()).digest()[:16]
-    salt22 = base64.b64encode(digest).decode()[:22].translate(str.maketrans(_STD, _BCRYPT))
-    salt = f"$2b${int(rounds):02d}${salt22}".encode()
-    return bcrypt.hashpw(secret, salt).decode()
-
-
-def prometheus_hash_users(users: Mapping[str, str], host: str) -> dict[str, str]:
-    """{user: bcrypt hash} for the web config; the salt seed is "<host>/<user>"."""
-    return {str(name): prometheus_bcrypt(password, f"{host}/{name}") for name, password in users.items()}
 
 
 def _address(hostvars: Mapping[str, Any], host: str) -> str:
@@ -135,6 +108,52 @@ def prometheus_scrape_jobs(
     return jobs
 
 
+def prometheus_probe_jobs(
+    probes: list[Mapping[str, Any]], exporter_url: str, settings: Mapping[str, Any]
+) -> list[dict]:
+    """scrape_configs entries that probe URLs through a blackbox exporter.
+
+    ``probes``: [{job, module, targets: {host: URL}}] (render_vars.yml fills ``targets`` from
+    the monitoring_endpoint lookup; a probe without targets gives no job). ``exporter_url``:
+    the blackbox exporter Prometheus asks (its scheme, address and port). Each target keeps
+    ``instance`` = the inventory host name of the probed component (the stack's convention) and
+    gets ``target`` = the probed URL; the relabelling moves the URL into ``__param_target`` and
+    points ``__address__`` at the exporter. Credentials and the CA follow the rules of the
+    derived jobs: basic auth only over https.
+    """
+    if not exporter_url or not probes:
+        return []
+    exporter = urlsplit(str(exporter_url))
+    if exporter.scheme not in ("http", "https") or not exporter.netloc:
+        raise AnsibleFilterError(f"blackbox exporter URL {exporter_url!r} is not http(s)://host:port")
+    jobs: list[dict] = []
+    for probe in probes:
+        if "job" not in probe or "module" not in probe:
+            raise AnsibleFilterError(f"prometheus_blackbox_probes entries need job and module; got {dict(probe)}")
+        targets = probe.get("targets") or {}
+        if not targets:
+            continue
+        job: dict[str, Any] = {
+            "job_name": probe["job"],
+            "scheme": exporter.scheme,
+            "metrics_path": "/probe",
+            "params": {"module": [str(probe["module"])]},
+            "static_configs": [
+                {"targets": [url], "labels": {"instance": host, "target": url}} for host, url in targets.items()
+            ],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"target_label": "__address__", "replacement": exporter.netloc},
+            ],
+        }
+        if exporter.scheme == "https" and settings.get("ca_file"):
+            job["tls_config"] = {"ca_file": settings["ca_file"]}
+        if settings.get("username") and exporter.scheme == "https":
+            job["basic_auth"] = {"username": settings["username"], "password_file": settings["password_file"]}
+        jobs.append(job)
+    return jobs
+
+
 # Top-level key of prometheus.yml -> the role variables that produce it.
 _SECTION_VARIABLES = {
     "global": (
@@ -180,8 +199,7 @@ def prometheus_config_blame(stderr: str, rendered: str, extra_jobs: Iterable[str
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
-            "prometheus_bcrypt": prometheus_bcrypt,
             "prometheus_config_blame": prometheus_config_blame,
-            "prometheus_hash_users": prometheus_hash_users,
+            "prometheus_probe_jobs": prometheus_probe_jobs,
             "prometheus_scrape_jobs": prometheus_scrape_jobs,
         }
