@@ -43,6 +43,8 @@ GROUP_ROLES = {
     "loki": "loki",
     "promtail": "promtail",
     "grafana": "grafana",
+    "node_exporter": "node_exporter",
+    "blackbox_exporter": "blackbox_exporter",
 }
 # Roles that apply to every host (the last two only under the production profile).
 COMMON_ROLES = ("monitoring",)
@@ -242,6 +244,8 @@ class ActionModule(ActionBase):
             "promtail": "promtail_http_listen_port",
             "grafana": "grafana_http_port",
             "prometheus": "prometheus_port",
+            "node_exporter": "node_exporter_port",
+            "blackbox_exporter": "blackbox_exporter_port",
         }
         extra = {"loki": ["loki_grpc_listen_port"]}
         used: dict[int, str] = {}
