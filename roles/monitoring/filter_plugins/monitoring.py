@@ -140,6 +140,7 @@ def systemd_sandbox(
     private_tmp: bool = True,
     proc_subset: str = "pid",
     umask: str = "0027",
+    protect_home: str = "yes",
 ) -> str:
     """The [Service] sandbox lines of a stack unit.
 
@@ -148,7 +149,8 @@ def systemd_sandbox(
     ``capabilities``: the bounding set, also granted as ambient capabilities (empty: none).
     ``deny_syscalls``: groups denied on top of @system-service. ``private_users``: the value of
     ``systemd_private_users``. ``proc_subset``: "all" for programs that read system-wide /proc
-    files (e.g. /proc/stat for boot time).
+    files (e.g. /proc/stat for boot time). ``protect_home``: "read-only" for programs that must
+    see the real /home and /root (node_exporter's filesystem collector), else "yes" hides them.
     """
     families = list(BASE_ADDRESS_FAMILIES) + [f for f in _words(address_families) if f not in BASE_ADDRESS_FAMILIES]
     paths = _words(read_write_paths)
@@ -161,7 +163,7 @@ def systemd_sandbox(
     if paths:
         lines.append("ReadWritePaths=" + " ".join(paths))
     lines += [
-        "ProtectHome=yes",
+        f"ProtectHome={protect_home}",
         f"PrivateTmp={'yes' if private_tmp else 'no'}",
         "PrivateDevices=yes",
         "DevicePolicy=closed",
