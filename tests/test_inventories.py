@@ -13,6 +13,7 @@ LAB = REPO / "inventory" / "lab"
 REAL_SECRETS = {
     "vault_prometheus_admin_password": "pw-A-9f8e7d",
     "vault_prometheus_grafana_password": "pw-B-6c5b4a",
+    "vault_prometheus_scrape_password": "pw-E-1f2e3d",
     "vault_grafana_admin_password": "pw-C-3e2d1c",
     "vault_grafana_secret_key": "key-D-0a9b8c",
     "vault_alertmanager_prometheus_password": "pw-E-7f6e5d",
@@ -42,6 +43,9 @@ def test_both_inventories_define_every_component_group() -> None:
         for group in ("backend", "prometheus", "loki", "grafana", "promtail", "alertmanager"):
             assert hosts_of(inventory, group), f"{path.name}: group {group} has no hosts"
         assert hosts_of(inventory, "promtail") == hosts_of(inventory, "backend")
+        # node_exporter on every host; the blackbox exporter next to Prometheus.
+        assert hosts_of(inventory, "node_exporter") == set(inventory["_meta"]["hostvars"]) | hosts_of(inventory, "all")
+        assert hosts_of(inventory, "blackbox_exporter") == hosts_of(inventory, "prometheus")
     # A pair in production: one cluster, each alert notified once.
     assert len(hosts_of(inventory_groups(PRODUCTION), "alertmanager")) == 2
 
@@ -71,6 +75,7 @@ def test_hardening_preflight_refuses_placeholder_secrets_and_names_them() -> Non
         "prometheus_web_basic_auth_users.admin",
         "alertmanager_web_basic_auth_users.prometheus",
         "prometheus_alertmanager_basic_auth_password",
+        "prometheus_scrape_basic_auth_password",
     ):
         assert name in output
     assert "CHANGE_ME" not in output.split("still hold")[0], "a secret value was printed"

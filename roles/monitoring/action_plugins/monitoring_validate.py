@@ -44,6 +44,8 @@ GROUP_ROLES = {
     "promtail": "promtail",
     "grafana": "grafana",
     "alertmanager": "alertmanager",
+    "node_exporter": "node_exporter",
+    "blackbox_exporter": "blackbox_exporter",
 }
 # Roles that apply to every host (the last two only under the production profile).
 COMMON_ROLES = ("monitoring",)
@@ -244,6 +246,8 @@ class ActionModule(ActionBase):
             "grafana": "grafana_http_port",
             "prometheus": "prometheus_port",
             "alertmanager": "alertmanager_port",
+            "node_exporter": "node_exporter_port",
+            "blackbox_exporter": "blackbox_exporter_port",
         }
         extra = {"loki": ["loki_grpc_listen_port"], "alertmanager": ["alertmanager_cluster_port"]}
         used: dict[int, str] = {}

@@ -83,6 +83,45 @@ def config_blame(stderr: Any, rendered: Any, sections: dict[str, str]) -> str:
     return sections.get(section or "", f"the role's variables (section {section} of the config)")
 
 
+_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BCRYPT = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def monitoring_bcrypt(password: str, seed: str, rounds: int = 10, purpose: str = "prometheus-web-config") -> str:
+    """bcrypt hash of ``password`` whose salt is derived from ``purpose`` and ``seed``.
+
+    The same (password, seed) gives the same hash, so a web config file (Prometheus', the
+    exporters') is rewritten only when a password changes. The seed (host and user name) keeps
+    salts unique per host and user; it never includes the password, so the salt leaks nothing
+    about it. The ``bcrypt`` module is used directly because passlib 1.7 does not work with
+    bcrypt >= 4.1.
+    """
+    try:
+        import bcrypt
+    except ImportError as exc:  # pragma: no cover - the venv has bcrypt
+        raise AnsibleFilterError("monitoring_bcrypt needs the Python bcrypt package on the controller") from exc
+    secret = str(password).encode()
+    if len(secret) > 72:
+        raise AnsibleFilterError("bcrypt passwords are limited to 72 bytes")
+    digest = hashlib.sha256(f"{purpose}:{seed}".encode()).digest()[:16]
+    salt22 = base64.b64encode(digest).decode()[:22].translate(str.maketrans(_STD, _BCRYPT))
+    salt = f"$2b${int(rounds):02d}${salt22}".encode()
+    return bcrypt.hashpw(secret, salt).decode()
+
+
+def monitoring_hash_users(
+    users: Mapping[str, str], host: str, purpose: str = "prometheus-web-config"
+) -> dict[str, str]:
+    """{user: bcrypt hash} for a web config (--web.config.file); the salt seed is "<host>/<user>".
+
+    ``purpose`` names the program ("prometheus-web-config", "node_exporter-web-config"), so
+    one password used by two programs on one host still gets two different hashes.
+    """
+    return {
+        str(name): monitoring_bcrypt(password, f"{host}/{name}", purpose=purpose) for name, password in users.items()
+    }
+
+
 def _words(items: Iterable[Any] | str | None) -> list[str]:
     if items is None:
         return []
@@ -101,14 +140,17 @@ def systemd_sandbox(
     private_tmp: bool = True,
     proc_subset: str = "pid",
     umask: str = "0027",
+    protect_home: str = "yes",
 ) -> str:
     """The [Service] sandbox lines of a stack unit.
 
     ``read_write_paths``: the only paths the program may write. ``address_families``: added to
     AF_INET/AF_INET6/AF_UNIX (e.g. AF_NETLINK for programs that list network interfaces).
-    ``capabilities``: the bounding set (empty: none). ``deny_syscalls``: groups denied on top of
-    @system-service. ``private_users``: the value of ``systemd_private_users``. ``proc_subset``:
-    "all" for programs that read system-wide /proc files (e.g. /proc/stat for boot time).
+    ``capabilities``: the bounding set, also granted as ambient capabilities (empty: none).
+    ``deny_syscalls``: groups denied on top of @system-service. ``private_users``: the value of
+    ``systemd_private_users``. ``proc_subset``: "all" for programs that read system-wide /proc
+    files (e.g. /proc/stat for boot time). ``protect_home``: "read-only" for programs that must
+    see the real /home and /root (node_exporter's filesystem collector), else "yes" hides them.
     """
     families = list(BASE_ADDRESS_FAMILIES) + [f for f in _words(address_families) if f not in BASE_ADDRESS_FAMILIES]
     paths = _words(read_write_paths)
@@ -121,7 +163,7 @@ def systemd_sandbox(
     if paths:
         lines.append("ReadWritePaths=" + " ".join(paths))
     lines += [
-        "ProtectHome=yes",
+        f"ProtectHome={protect_home}",
         f"PrivateTmp={'yes' if private_tmp else 'no'}",
         "PrivateDevices=yes",
         "DevicePolicy=closed",
@@ -151,44 +193,11 @@ def systemd_sandbox(
         "SystemCallErrorNumber=EPERM",
         "SystemCallArchitectures=native",
         "CapabilityBoundingSet=" + " ".join(caps),
-        "AmbientCapabilities=",
+        # A non-root service gets its capabilities only as ambient ones (e.g. CAP_NET_RAW for ICMP).
+        "AmbientCapabilities=" + " ".join(caps),
         f"UMask={umask}",
     ]
     return "\n".join(lines)
-
-
-_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_BCRYPT = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def web_bcrypt(password: str, seed: str, rounds: int = 10) -> str:
-    """bcrypt hash of ``password`` whose salt is derived from ``seed``.
-
-    The same (password, seed) gives the same hash, so a web config file is rewritten only
-    when a password changes. The seed (program, host and user name) keeps salts unique per
-    host and user; it never includes the password, so the salt leaks nothing about it. The
-    ``bcrypt`` module is used directly because passlib 1.7 does not work with bcrypt >= 4.1.
-    """
-    try:
-        import bcrypt
-    except ImportError as exc:  # pragma: no cover - the venv has bcrypt
-        raise AnsibleFilterError("web_bcrypt needs the Python bcrypt package on the controller") from exc
-    secret = str(password).encode()
-    if len(secret) > 72:
-        raise AnsibleFilterError("bcrypt passwords are limited to 72 bytes")
-    digest = hashlib.sha256(seed.encode()).digest()[:16]
-    salt22 = base64.b64encode(digest).decode()[:22].translate(str.maketrans(_STD, _BCRYPT))
-    salt = f"$2b${int(rounds):02d}${salt22}".encode()
-    return bcrypt.hashpw(secret, salt).decode()
-
-
-def web_users_hashed(users: Mapping[str, str], host: str, program: str) -> dict[str, str]:
-    """{user: bcrypt hash} for the web config (--web.config.file) of a Prometheus-family program.
-
-    The salt seed is "<program>-web-config:<host>/<user>" (Prometheus' hashes keep the seed
-    they always had, so upgrading the stack rewrites no web config).
-    """
-    return {str(name): web_bcrypt(password, f"{program}-web-config:{host}/{name}") for name, password in users.items()}
 
 
 class FilterModule:
@@ -198,9 +207,9 @@ class FilterModule:
         return {
             "config_blame": config_blame,
             "duration_seconds": duration_seconds,
+            "monitoring_bcrypt": monitoring_bcrypt,
+            "monitoring_hash_users": monitoring_hash_users,
             "systemd_private_users": systemd_private_users,
             "systemd_sandbox": systemd_sandbox,
             "url_host": url_host,
-            "web_bcrypt": web_bcrypt,
-            "web_users_hashed": web_users_hashed,
         }

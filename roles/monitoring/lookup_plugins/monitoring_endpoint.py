@@ -33,6 +33,8 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "grafana": ("grafana", "grafana"),
     "alertmanager": ("alertmanager", "alertmanager"),
     "alertmanager_cluster": ("alertmanager", "alertmanager", "__alertmanager_cluster_peer"),
+    "node_exporter": ("node_exporter", "node_exporter"),
+    "blackbox_exporter": ("blackbox_exporter", "blackbox_exporter"),
 }
 
 

@@ -1,5 +1,8 @@
-"""Filters of the prometheus role: inventory-derived scrape jobs (web users are hashed by the
-monitoring role's ``web_users_hashed``, shared with Alertmanager)."""
+"""Filters of the prometheus role: inventory-derived scrape, probe and Alertmanager entries.
+
+The web config's bcrypt hashes come from the shared filter ``monitoring_hash_users`` (role
+``monitoring``), which the exporters' and Alertmanager's web configs use too.
+"""
 
 from __future__ import annotations
 
@@ -146,6 +149,52 @@ def prometheus_alertmanager_configs(urls: Iterable[str], settings: Mapping[str, 
     return [entry]
 
 
+def prometheus_probe_jobs(
+    probes: list[Mapping[str, Any]], exporter_url: str, settings: Mapping[str, Any]
+) -> list[dict]:
+    """scrape_configs entries that probe URLs through a blackbox exporter.
+
+    ``probes``: [{job, module, targets: {host: URL}}] (render_vars.yml fills ``targets`` from
+    the monitoring_endpoint lookup; a probe without targets gives no job). ``exporter_url``:
+    the blackbox exporter Prometheus asks (its scheme, address and port). Each target keeps
+    ``instance`` = the inventory host name of the probed component (the stack's convention) and
+    gets ``target`` = the probed URL; the relabelling moves the URL into ``__param_target`` and
+    points ``__address__`` at the exporter. Credentials and the CA follow the rules of the
+    derived jobs: basic auth only over https.
+    """
+    if not exporter_url or not probes:
+        return []
+    exporter = urlsplit(str(exporter_url))
+    if exporter.scheme not in ("http", "https") or not exporter.netloc:
+        raise AnsibleFilterError(f"blackbox exporter URL {exporter_url!r} is not http(s)://host:port")
+    jobs: list[dict] = []
+    for probe in probes:
+        if "job" not in probe or "module" not in probe:
+            raise AnsibleFilterError(f"prometheus_blackbox_probes entries need job and module; got {dict(probe)}")
+        targets = probe.get("targets") or {}
+        if not targets:
+            continue
+        job: dict[str, Any] = {
+            "job_name": probe["job"],
+            "scheme": exporter.scheme,
+            "metrics_path": "/probe",
+            "params": {"module": [str(probe["module"])]},
+            "static_configs": [
+                {"targets": [url], "labels": {"instance": host, "target": url}} for host, url in targets.items()
+            ],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"target_label": "__address__", "replacement": exporter.netloc},
+            ],
+        }
+        if exporter.scheme == "https" and settings.get("ca_file"):
+            job["tls_config"] = {"ca_file": settings["ca_file"]}
+        if settings.get("username") and exporter.scheme == "https":
+            job["basic_auth"] = {"username": settings["username"], "password_file": settings["password_file"]}
+        jobs.append(job)
+    return jobs
+
+
 # Top-level key of prometheus.yml -> the role variables that produce it.
 _SECTION_VARIABLES = {
     "global": (
@@ -193,5 +242,6 @@ class FilterModule:
         return {
             "prometheus_alertmanager_configs": prometheus_alertmanager_configs,
             "prometheus_config_blame": prometheus_config_blame,
+            "prometheus_probe_jobs": prometheus_probe_jobs,
             "prometheus_scrape_jobs": prometheus_scrape_jobs,
         }
