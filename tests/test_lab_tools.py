@@ -86,6 +86,30 @@ def test_a_partial_verify_is_reported_skipped_with_its_reason(tmp_path: Path, mo
 role_docs = load("role_docs")
 
 
+def test_a_failed_run_names_its_step_task_host_and_message() -> None:
+    bar = "  \x1b[2m\u2502\x1b[0m "
+    log = "\n".join(
+        [
+            bar + "TASK [Show the refusal] *****",
+            bar + "fatal: [app1]: FAILED! => {",
+            bar + '    "msg": "expected refusal"',
+            bar + "}",
+            bar + "...ignoring",
+            bar + "TASK [Every panel has data] *****",
+            bar + "fatal: [mon]: FAILED! => changed=false",
+            bar + "  msg: 'Panels without data: [Request rate]'",
+            bar + "",
+            "INFO     \x1b[32mstack\x1b[0m \u279c \x1b[33mverify\x1b[0m: \x1b[31mExecuted: Failed\x1b[0m",
+        ]
+    )
+    summary = run_scenarios.failure_summary(log)
+    assert summary == (
+        "in verify: TASK [Every panel has data] fatal: [mon]: FAILED! => changed=false"
+        " msg: 'Panels without data: [Request rate]'"
+    )
+    assert run_scenarios.failure_summary("no failure here") == ""
+
+
 def test_readme_tables_defaults_and_argument_specs_agree() -> None:
     problems = [
         line

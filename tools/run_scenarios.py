@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ class Outcome:
     result: str
     seconds: float
     detail: str = ""
+    # For a failed run: where it failed (printed under the table).
+    failure: str = ""
 
 
 def artifacts_dir() -> Path:
@@ -60,6 +63,41 @@ def passed_or_partial(scenario: str, seconds: float, report: Path) -> Outcome:
     return Outcome(scenario, "SKIPPED", seconds, "ran, but not verified: " + "; ".join(reasons))
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Molecule frames the output of each step's playbook with this bar.
+FRAME = re.compile(r"^\s*\u2502 ?")
+
+
+def failure_summary(log_text: str, limit: int = 900) -> str:
+    """The step that failed, and the task, host and message of its last unignored failure, in one line.
+
+    The summary table is the end of what CI shows; the failing task must be readable there, not only in the log.
+    """
+    lines = [FRAME.sub("", ANSI.sub("", line)).rstrip() for line in log_text.splitlines()]
+    step_at = next((i for i in range(len(lines) - 1, -1, -1) if "Executed: Failed" in lines[i]), len(lines))
+    step = re.search(r"\u279c (\S+): Executed: Failed", lines[step_at]) if step_at < len(lines) else None
+    fatal_at = None
+    for i in range(step_at - 1, -1, -1):
+        if re.search(r"^\s*(fatal|failed): \[", lines[i]):
+            following = " ".join(lines[i : i + 40])
+            if "...ignoring" not in following:
+                fatal_at = i
+                break
+    if fatal_at is None:
+        return f"in {step.group(1)}" if step else ""
+    task = next((lines[i].strip() for i in range(fatal_at, -1, -1) if lines[i].lstrip().startswith("TASK [")), "")
+    task = re.sub(r"\s*\*+$", "", task)
+    message = []
+    for line in lines[fatal_at : fatal_at + 60]:
+        if line.strip() in ("", "}") and message:
+            break
+        message.append(line.strip())
+    text = " ".join(message)
+    where = f"in {step.group(1)}: " if step else ""
+    summary = re.sub(r"\s+", " ", f"{where}{task} {text}")
+    return summary if len(summary) <= limit else summary[: limit - 3] + "..."
+
+
 def discover() -> list[str]:
     found = sorted(p.parent.name for p in (REPO / "molecule").glob("*/molecule.yml"))
     return [s for s in ORDER if s in found] + [s for s in found if s not in ORDER]
@@ -86,9 +124,9 @@ def run(scenario: str, log_dir: Path) -> Outcome:
     seconds = time.monotonic() - started
     if code == 0:
         return passed_or_partial(scenario, seconds, report)
-    tail = log.read_text(errors="replace").splitlines()[-120:]
-    print("\n".join(tail), flush=True)
-    return Outcome(scenario, "FAILED", seconds, f"exit {code}, see {log.relative_to(REPO)}")
+    text = log.read_text(errors="replace")
+    print("\n".join(text.splitlines()[-120:]), flush=True)
+    return Outcome(scenario, "FAILED", seconds, f"exit {code}, see {log.relative_to(REPO)}", failure_summary(text))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{o.scenario:<12} {o.result:<8} {o.seconds:>8.1f}  {o.detail}")
         if o.result == "SKIPPED":
             print(f"SKIPPED: molecule scenario {o.scenario}: {o.detail}", file=sys.stderr)
+    for o in outcomes:
+        if o.failure:
+            print(f"FAILED: molecule scenario {o.scenario} {o.failure}")
     count = {r: sum(o.result == r for o in outcomes) for r in ("PASSED", "FAILED", "SKIPPED")}
     print(f"scenarios: {count['PASSED']} passed, {count['FAILED']} failed, {count['SKIPPED']} skipped")
     return 1 if count["FAILED"] else 0
