@@ -50,6 +50,9 @@ del NO_LOKI["all"]["children"]["loki"]
 SKIPPED = copy.deepcopy(ALL_COMPONENTS)
 SKIPPED["all"]["hosts"]["logs1"] = {"release_artifact_skipped": {"loki": True}}
 SKIPPED["all"]["hosts"]["app1"] = {"release_artifact_skipped": {"promtail": True}}
+# ... and Grafana's archive on the monitoring host, which probes the stack's URLs.
+SKIPPED["all"]["hosts"]["mon1"] = {"release_artifact_skipped": {"grafana": True}}
+SKIPPED["all"]["children"]["blackbox_exporter"] = {"hosts": {"mon1": {}}}
 NO_BACKEND_NO_NODES = copy.deepcopy(ALL_COMPONENTS)
 del NO_BACKEND_NO_NODES["all"]["children"]["backend"]
 del NO_BACKEND_NO_NODES["all"]["children"]["node_exporter"]
@@ -123,6 +126,9 @@ def test_rendered_rules_pass_their_unit_tests(render, tmp_path: Path, name: str)
         # No target where the component does not run: ScrapeTargetDown would fire forever.
         assert "loki" not in jobs
         assert "promtail" not in jobs
+        # Nor a probe: probe_success 0 there would be an outage that is not one.
+        assert "probe_grafana" not in jobs
+        assert [static["labels"]["instance"] for static in jobs["probe_backend"]["static_configs"]] == ["app1"]
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
     for file in installed:

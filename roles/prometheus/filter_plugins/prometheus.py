@@ -243,5 +243,7 @@ class FilterModule:
             "prometheus_alertmanager_configs": prometheus_alertmanager_configs,
             "prometheus_config_blame": prometheus_config_blame,
             "prometheus_probe_jobs": prometheus_probe_jobs,
+            # Probe targets and blackbox exporters, less the hosts where the component was skipped.
+            "prometheus_serving_hosts": _not_skipped,
             "prometheus_scrape_jobs": prometheus_scrape_jobs,
         }
