@@ -59,10 +59,12 @@ del NO_BACKEND_NO_NODES["all"]["children"]["node_exporter"]
 NO_BACKEND_NO_NODES["all"]["children"]["promtail"] = {"hosts": {"app1": {}}}
 
 EVERY_FILE = ["targets.rules.yml", "backend.rules.yml", "backend-slo.rules.yml", "loki.rules.yml", "node.rules.yml"]
+# The probe alert comes with a blackbox exporter (only the SKIPPED inventory has one).
+WITH_PROBES = [*EVERY_FILE, "probes.rules.yml"]
 INVENTORIES = {
     "all-components": (ALL_COMPONENTS, EVERY_FILE),
     "no-loki": (NO_LOKI, [f for f in EVERY_FILE if f != "loki.rules.yml"]),
-    "loki-skipped": (SKIPPED, [f for f in EVERY_FILE if f != "loki.rules.yml"]),
+    "loki-skipped": (SKIPPED, [f for f in WITH_PROBES if f != "loki.rules.yml"]),
     "no-backend-no-node-exporter": (NO_BACKEND_NO_NODES, ["targets.rules.yml", "loki.rules.yml"]),
 }
 
