@@ -131,8 +131,10 @@ def test_blackbox_modules_and_icmp_capability(render: Renderer, tmp_path: Path) 
     icmp = {"blackbox_exporter_extra_modules": {"icmp": {"prober": "icmp", "timeout": "3s"}}}
     out = render("blackbox_exporter", ["blackbox.yml.j2"], INVENTORY, {"render_hosts": "mon1", **icmp})["mon1"]
     modules = yaml.safe_load(out["blackbox.yml"])["modules"]
-    assert set(modules) == {"http_2xx", "icmp"}
+    assert set(modules) == {"http_2xx", "http_2xx_or_401", "icmp"}
     assert modules["http_2xx"]["prober"] == "http" and modules["http_2xx"]["http"]["tls_config"] == {}
+    # Prometheus' and Alertmanager's /-/healthy ask for credentials under hardening: that answer counts.
+    assert modules["http_2xx_or_401"]["http"]["valid_status_codes"] == [200, 401]
     unit = render_exporter(render, "blackbox_exporter", icmp)["exporter.service"]
     assert "CapabilityBoundingSet=CAP_NET_RAW" in unit and "AmbientCapabilities=CAP_NET_RAW" in unit
     assert offline_exposure(unit, "prometheus-blackbox-exporter.service", tmp_path) <= 2.0
@@ -140,8 +142,8 @@ def test_blackbox_modules_and_icmp_capability(render: Renderer, tmp_path: Path) 
     hardened = render("blackbox_exporter", ["blackbox.yml.j2"], INVENTORY, {"render_hosts": "mon1", **HARDENING})[
         "mon1"
     ]
-    http = yaml.safe_load(hardened["blackbox.yml"])["modules"]["http_2xx"]["http"]
-    assert http["tls_config"] == {"ca_file": "/etc/ssl/monitoring/ca.crt"}
+    for name, module in yaml.safe_load(hardened["blackbox.yml"])["modules"].items():
+        assert module["http"]["tls_config"] == {"ca_file": "/etc/ssl/monitoring/ca.crt"}, name
 
 
 @pytest.mark.skipif(BLACKBOX is None, reason="blackbox exporter binary absent: --config.check not run here")
