@@ -78,6 +78,29 @@ def run_playbook(playbook: Path, inventory: Path, *args: str) -> subprocess.Comp
     )
 
 
+PREFLIGHT = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - ansible.builtin.include_role:
+        name: ROLE
+        tasks_from: preflight.yml
+"""
+NO_HOSTS = "all:\n  hosts: {}\n"
+
+
+def run_preflight(tmp_path: Path, role: str, *args: str, inventory: str = NO_HOSTS) -> subprocess.CompletedProcess[str]:
+    """Run ``role``'s preflight on localhost in check mode (``args``: extra ansible-playbook arguments)."""
+    playbook = tmp_path / "preflight.yml"
+    playbook.write_text(PREFLIGHT.replace("ROLE", role))
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(inventory)
+    return run_playbook(playbook, hosts, "--check", *args)
+
+
 def offline_exposure(unit_text: str, unit_name: str, tmp_path: Path) -> float:
     """``systemd-analyze security --offline`` exposure of a rendered unit (skips without it)."""
     analyze = shutil.which("systemd-analyze")

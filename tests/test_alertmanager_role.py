@@ -16,7 +16,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 import yaml
-from conftest import REPO, offline_exposure, run_playbook
+from conftest import REPO, offline_exposure, run_preflight
 
 TEMPLATES = ["alertmanager.yml.j2", "web-config.yml.j2", "alertmanager.service.j2"]
 AMTOOL = shutil.which("amtool")
@@ -145,19 +145,6 @@ def test_hardened_unit_exposure(render, tmp_path: Path) -> None:
     assert offline_exposure(unit, "alertmanager.service", tmp_path) <= 2.0
 
 
-PREFLIGHT = """
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
-    - ansible.builtin.include_role:
-        name: alertmanager
-        tasks_from: preflight.yml
-"""
-
-
 @pytest.mark.parametrize(
     ("extra", "variable"),
     [
@@ -175,22 +162,15 @@ PREFLIGHT = """
     ],
 )
 def test_bad_input_fails_naming_the_variable(tmp_path: Path, extra: str, variable: str) -> None:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PREFLIGHT)
-    inventory = tmp_path / "hosts.yml"
     # localhost and a peer: a pair, whose second Alertmanager waits the peer timeout.
-    inventory.write_text("all:\n  children:\n    alertmanager:\n      hosts: {localhost: {}, am2: {}}\n")
-    result = run_playbook(playbook, inventory, "--check", "-e", extra)
+    pair = "all:\n  children:\n    alertmanager:\n      hosts: {localhost: {}, am2: {}}\n"
+    result = run_preflight(tmp_path, "alertmanager", "-e", extra, inventory=pair)
     assert result.returncode != 0
     assert variable in result.stdout, result.stdout[-3000:]
 
 
 def test_good_input_passes_preflight(tmp_path: Path) -> None:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PREFLIGHT)
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts: {}\n")
-    result = run_playbook(playbook, inventory, "--check", "-e", "alertmanager_install_method=package")
+    result = run_preflight(tmp_path, "alertmanager", "-e", "alertmanager_install_method=package")
     assert result.returncode == 0, result.stdout[-3000:]
 
 

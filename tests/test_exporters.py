@@ -12,7 +12,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 import yaml
-from conftest import REPO, Renderer, offline_exposure, run_playbook
+from conftest import REPO, Renderer, offline_exposure, run_preflight
 
 PROMTOOL = Path("/usr/bin/promtool")
 # The binary of Debian's prometheus-blackbox-exporter (or an upstream one) when this machine has it.
@@ -229,19 +229,6 @@ def test_rendered_config_with_probes_passes_promtool(render: Renderer, tmp_path:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-PREFLIGHT = """
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
-    - ansible.builtin.include_role:
-        name: ROLE
-        tasks_from: preflight.yml
-"""
-
-
 @pytest.mark.parametrize(
     ("role", "extra", "variable"),
     [
@@ -258,22 +245,14 @@ PREFLIGHT = """
     ],
 )
 def test_bad_input_fails_naming_the_variable(tmp_path: Path, role: str, extra: str, variable: str) -> None:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PREFLIGHT.replace("ROLE", role))
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts: {}\n")
-    result = run_playbook(playbook, inventory, "--check", "-e", extra)
+    result = run_preflight(tmp_path, role, "-e", extra)
     assert result.returncode != 0
     assert variable in result.stdout, result.stdout[-3000:]
 
 
 @pytest.mark.parametrize("role", ["node_exporter", "blackbox_exporter"])
 def test_good_input_passes_preflight(tmp_path: Path, role: str) -> None:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PREFLIGHT.replace("ROLE", role))
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts: {}\n")
-    result = run_playbook(playbook, inventory, "--check")
+    result = run_preflight(tmp_path, role)
     assert result.returncode == 0, result.stdout[-3000:]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 import yaml
-from conftest import REPO, run_playbook
+from conftest import REPO, run_preflight
 
 PROMTOOL = Path("/usr/bin/promtool")
 TEMPLATES = ["prometheus.yml.j2", "web-config.yml.j2", "prometheus.service.j2"]
@@ -184,19 +184,6 @@ def test_hardening_scrapes_over_https_with_auth(render) -> None:
     assert users["admin"][7:29] != users["grafana"][7:29]
 
 
-PREFLIGHT = """
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
-    - ansible.builtin.include_role:
-        name: prometheus
-        tasks_from: preflight.yml
-"""
-
-
 @pytest.mark.parametrize(
     ("extra", "variable"),
     [
@@ -210,21 +197,13 @@ PREFLIGHT = """
     ],
 )
 def test_bad_input_fails_naming_the_variable(tmp_path: Path, extra: str, variable: str) -> None:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PREFLIGHT)
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts: {}\n")
-    result = run_playbook(playbook, inventory, "--check", "-e", extra)
+    result = run_preflight(tmp_path, "prometheus", "-e", extra)
     assert result.returncode != 0
     assert variable in result.stdout, result.stdout[-3000:]
 
 
 def test_good_input_passes_preflight(tmp_path: Path) -> None:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PREFLIGHT)
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts: {}\n")
-    result = run_playbook(playbook, inventory, "--check", "-e", "prometheus_retention_size=10GB")
+    result = run_preflight(tmp_path, "prometheus", "-e", "prometheus_retention_size=10GB")
     assert result.returncode == 0, result.stdout[-3000:]
 
 

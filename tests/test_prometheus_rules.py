@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_playbook
-from test_prometheus_render import PREFLIGHT
+from conftest import run_preflight
 
 ROLE = Path(__file__).resolve().parent.parent / "roles" / "prometheus"
 TESTS = ROLE / "files" / "tests"
@@ -223,10 +222,6 @@ def test_a_host_where_a_component_is_skipped_gets_no_target() -> None:
     ],
 )
 def test_bad_alerting_input_is_refused_naming_the_variable(tmp_path: Path, extra: str, message: str) -> None:
-    playbook = tmp_path / "preflight.yml"
-    playbook.write_text(PREFLIGHT)
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts: {}\n")
-    result = run_playbook(playbook, inventory, "--check", "-e", extra)
+    result = run_preflight(tmp_path, "prometheus", "-e", extra)
     assert result.returncode != 0
     assert message in " ".join(result.stdout.split()), result.stdout[-3000:]
