@@ -42,7 +42,8 @@ lint: setup ## yamllint, ansible-lint (production profile), ruff
 
 pytest: setup ## unit tests: app (its own suite and config), rendering, validators, lab tooling
 	cd app && python -m pytest
-	python -m pytest tests
+	# Most of a test's time is an ansible-playbook child process: one worker per core.
+	python -m pytest -n auto --durations=10 tests
 
 molecule: setup image ## every Molecule scenario, one after the other, with a summary table
 	python tools/run_scenarios.py $(SCENARIOS)
