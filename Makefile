@@ -40,9 +40,9 @@ lint: setup ## yamllint, ansible-lint (production profile), ruff
 	ruff format --check .
 	ruff check .
 
+# tests/: most of a test's time is an ansible-playbook child process, so one worker per core.
 pytest: setup ## unit tests: app (its own suite and config), rendering, validators, lab tooling
 	cd app && python -m pytest
-	# Most of a test's time is an ansible-playbook child process: one worker per core.
 	python -m pytest -n auto --durations=10 tests
 
 molecule: setup image ## every Molecule scenario, one after the other, with a summary table
