@@ -14,9 +14,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, Renderer, offline_exposure, run_playbook
+from conftest import REPO, Renderer, offline_exposure, run_playbook, run_preflight
 
 TEMPLATES = ["loki.yml.j2", "loki.service.j2"]
+
+# A complete S3 setting; each case below breaks one thing. The keys must never be printed.
+S3 = {
+    "loki_storage_type": "s3",
+    "loki_s3_endpoint": "s3.example:9000",
+    "loki_s3_bucket": "loki",
+    "loki_s3_region": "eu-west-1",
+    "loki_s3_access_key_id": "AKIDNEVERPRINTED",
+    "loki_s3_secret_access_key": "SECRETNEVERPRINTED",
+}
+HARDENED = {"loki_hardening": True, "loki_tls_cert_file": "/etc/tls/host.crt", "loki_tls_key_file": "/etc/tls/host.key"}
 
 
 def inventory(loki_hosts: dict, group_vars: dict | None = None) -> dict:
@@ -116,6 +127,27 @@ def test_s3_multi_tenant_hardened(render: Renderer, tmp_path: Path) -> None:
     assert cfg["limits_config"]["retention_period"] == "31d"
 
 
+def test_s3_https_with_private_ca_and_path_style(render: Renderer, tmp_path: Path) -> None:
+    group_vars = {**S3, "loki_s3_tls_ca_file": "/etc/ssl/private-ca/s3-ca.pem", "loki_s3_force_path_style": True}
+    cfg = render_loki(render, tmp_path, {"mon1": {}}, group_vars)["mon1"]["config"]
+    s3 = cfg["common"]["storage"]["s3"]
+    # Loki 3.6: S3Config.HTTPConfig (yaml http_config) carries ca_file; https as insecure is false.
+    assert s3["http_config"] == {"ca_file": "/etc/ssl/private-ca/s3-ca.pem"}
+    assert s3["insecure"] is False
+    assert s3["s3forcepathstyle"] is True
+    assert s3["endpoint"] == "s3.example:9000"
+    assert s3["bucketnames"] == "loki"
+    assert cfg["schema_config"]["configs"][0]["object_store"] == "s3"
+
+
+def test_s3_plain_http_without_ca(render: Renderer, tmp_path: Path) -> None:
+    group_vars = {**S3, "loki_s3_insecure": True, "loki_s3_force_path_style": False}
+    s3 = render_loki(render, tmp_path, {"mon1": {}}, group_vars)["mon1"]["config"]["common"]["storage"]["s3"]
+    assert s3["insecure"] is True
+    assert s3["s3forcepathstyle"] is False
+    assert "http_config" not in s3
+
+
 def test_unit_is_sandboxed(render: Renderer, tmp_path: Path) -> None:
     unit = render_loki(render, tmp_path, {"mon1": {}})["mon1"]["unit"]
     assert "ExecStart=/usr/local/bin/loki -config.file=/etc/loki/loki.yml" in unit
@@ -170,6 +202,58 @@ def test_bad_input_is_refused(tmp_path: Path, extra: dict, expected: str) -> Non
     result = run_role(tmp_path, "loki", {"loki_artifacts_dir": str(tmp_path), **extra})
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"loki_storage_type": "gcs"}, 'loki_storage_type = "gcs": expected filesystem (under loki_data_dir) or s3'),
+        ({**S3, "loki_s3_endpoint": ""}, 'loki_s3_endpoint = "": expected the S3 store\'s host or host:port'),
+        ({**S3, "loki_s3_endpoint": "https://s3.example"}, 'loki_s3_endpoint = "https://s3.example": expected'),
+        ({**S3, "loki_s3_bucket": ""}, 'loki_s3_bucket = "": expected an S3 bucket name'),
+        ({**S3, "loki_s3_bucket": "Loki_Logs"}, 'loki_s3_bucket = "Loki_Logs": expected an S3 bucket name'),
+        ({**S3, "loki_s3_region": ""}, 'loki_s3_region = "": expected the store\'s region'),
+        ({**S3, "loki_s3_access_key_id": ""}, "loki_s3_access_key_id is empty: required with"),
+        ({**S3, "loki_s3_secret_access_key": ""}, "loki_s3_secret_access_key is empty: required with"),
+        (
+            {**S3, **HARDENED, "loki_s3_insecure": True},
+            "loki_s3_insecure = true (plain http to s3.example:9000, the keys and logs in clear): refused with",
+        ),
+        ({**S3, "loki_s3_tls_ca_file": "ca.pem"}, 'loki_s3_tls_ca_file = "ca.pem" (loki_s3_insecure = false)'),
+        (
+            {**S3, "loki_s3_tls_ca_file": "/etc/ca.pem", "loki_s3_insecure": True},
+            'loki_s3_tls_ca_file = "/etc/ca.pem" (loki_s3_insecure = true): expected',
+        ),
+    ],
+    ids=[
+        "type",
+        "no-endpoint",
+        "endpoint-scheme",
+        "no-bucket",
+        "bad-bucket",
+        "no-region",
+        "no-key-id",
+        "no-secret",
+        "insecure-hardened",
+        "relative-ca",
+        "ca-with-http",
+    ],
+)
+def test_s3_preflight_refusals(tmp_path: Path, extra: dict, expected: str) -> None:
+    result = run_preflight(tmp_path, "loki", "-v", "-e", json.dumps({"loki_artifacts_dir": str(tmp_path), **extra}))
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-3000:]
+    assert expected in " ".join(out.split()), out[-3000:]
+    assert "NEVERPRINTED" not in out
+
+
+def test_s3_plain_http_allowed_under_hardening_when_explicit(tmp_path: Path) -> None:
+    extra = {**S3, **HARDENED, "loki_s3_insecure": True, "loki_s3_allow_insecure": True}
+    extra |= {"loki_artifacts_dir": str(tmp_path), "loki_skip_missing_artifacts": True}
+    result = run_preflight(tmp_path, "loki", "-v", "-e", json.dumps(extra))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "NEVERPRINTED" not in out
 
 
 def test_missing_artifact_names_file_place_and_remedy(tmp_path: Path) -> None:

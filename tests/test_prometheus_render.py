@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -236,3 +237,112 @@ def test_a_promtool_refusal_is_traced_to_the_variable_behind_it() -> None:
         filters.prometheus_config_blame(too_long, rendered, ["broken"]) == "prometheus_scrape_components (job backend)"
     )
     assert filters.prometheus_config_blame("line 2: bad", rendered, []).startswith("prometheus_scrape_interval")
+
+
+# Two replicas, the central store they write to, one backend (issue: beyond one monitoring host).
+HA_INVENTORY = {
+    "all": {
+        "hosts": {"prom1": {}, "prom2": {}, "store1": {}, "app1": {}},
+        "children": {
+            "prometheus": {"hosts": {"prom1": {}, "prom2": {}}},
+            "metrics_store": {"hosts": {"store1": {}}},
+            "backend": {"hosts": {"app1": {}}},
+        },
+    }
+}
+
+
+def test_replicas_write_to_the_central_store(render, tmp_path: Path) -> None:
+    out = render(
+        "prometheus",
+        ["prometheus.yml.j2", "prometheus.service.j2", "remote-write.rules.yml.j2"],
+        HA_INVENTORY,
+        {"render_hosts": "prom1:prom2:store1", "render_facts": ["__prometheus_role_rule_files"]},
+    )
+    prom1, prom2 = (yaml.safe_load(out[host]["prometheus.yml"]) for host in ("prom1", "prom2"))
+    # Identical scrape jobs, told apart by the replica label, which alerts drop (Alertmanager dedups).
+    assert prom1["scrape_configs"] == prom2["scrape_configs"]
+    assert prom1["global"]["external_labels"] == {"replica": "prom1"}
+    assert prom2["global"]["external_labels"] == {"replica": "prom2"}
+    assert prom1["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
+    assert [w["url"] for w in prom1["remote_write"]] == ["http://store1:9090/api/v1/write"]
+    write = prom1["remote_write"][0]
+    assert write["name"] == "store1"
+    assert write["queue_config"]["batch_send_deadline"] == "5s"
+    assert "basic_auth" not in write and "tls_config" not in write
+    # The replicas watch the store (ScrapeTargetDown) and their own queues (PrometheusRemoteWriteBehind).
+    assert targets_of(jobs_of(prom1)["metrics_store"]) == {"store1": "store1:9090"}
+    assert "remote-write.rules.yml" in json.loads(out["prom1"]["facts.json"])["__prometheus_role_rule_files"]
+    assert "--web.enable-remote-write-receiver" not in out["prom1"]["prometheus.service"]
+
+    store = yaml.safe_load(out["store1"]["prometheus.yml"])
+    # The store receives: it scrapes nothing, writes nowhere, evaluates no rule, alerts nobody.
+    assert store["scrape_configs"] == []
+    assert store["remote_write"] == []
+    assert store["global"]["external_labels"] == {}
+    assert store["alerting"] == {"alertmanagers": []}
+    assert json.loads(out["store1"]["facts.json"])["__prometheus_role_rule_files"] == []
+    assert "--web.enable-remote-write-receiver" in out["store1"]["prometheus.service"]
+    if PROMTOOL.is_file():
+        for host in ("prom1", "store1"):
+            config = tmp_path / f"{host}.yml"
+            config.write_text(out[host]["prometheus.yml"])
+            result = subprocess.run(
+                [str(PROMTOOL), "check", "config", "--syntax-only", str(config)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+        rules = tmp_path / "remote-write.rules.yml"
+        rules.write_text(out["prom1"]["remote-write.rules.yml"])
+        result = subprocess.run(
+            [str(PROMTOOL), "check", "rules", str(rules)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hardened_remote_write_and_a_thanos_or_mimir_url(render) -> None:
+    hardened = {
+        "render_hosts": "prom1",
+        "monitoring_hardening": True,
+        "monitoring_tls_ca_file": "/etc/monitoring/tls/ca.crt",
+        "monitoring_tls_cert_file": "/etc/monitoring/tls/host.crt",
+        "monitoring_tls_key_file": "/etc/monitoring/tls/host.key",
+        "prometheus_remote_write_basic_auth_username": "writer",
+        "prometheus_remote_write_basic_auth_password": "write-secret",
+    }
+    text = render("prometheus", ["prometheus.yml.j2"], HA_INVENTORY, hardened)["prom1"]["prometheus.yml"]
+    write = yaml.safe_load(text)["remote_write"][0]
+    assert write["url"] == "https://store1:9090/api/v1/write"
+    assert write["tls_config"] == {"ca_file": "/etc/monitoring/tls/ca.crt"}
+    assert write["basic_auth"] == {"username": "writer", "password_file": "/etc/prometheus/remote-write-password"}
+    assert "write-secret" not in text
+
+    mimir = {
+        "render_hosts": "prom1",
+        "prometheus_remote_write_url": "https://mimir.example.com/api/v1/push",
+        "prometheus_remote_write_headers": {"X-Scope-OrgID": "team-a"},
+        "prometheus_remote_write": [{"url": "https://other.example.com/write"}],
+    }
+    config = yaml.safe_load(render("prometheus", ["prometheus.yml.j2"], HA_INVENTORY, mimir)["prom1"]["prometheus.yml"])
+    assert [(w.get("name"), w["url"]) for w in config["remote_write"]] == [
+        ("central", "https://mimir.example.com/api/v1/push"),
+        (None, "https://other.example.com/write"),
+    ]
+    assert config["remote_write"][0]["headers"] == {"X-Scope-OrgID": "team-a"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "variable"),
+    [
+        ("prometheus_remote_write_url=store:9090/api/v1/write", "prometheus_remote_write_url"),
+        ('{"prometheus_remote_write_queue_config": {"max_shard": 5}}', "prometheus_remote_write_queue_config"),
+        ("prometheus_remote_write_basic_auth_username=writer", "prometheus_remote_write_basic_auth_password"),
+        ("prometheus_alert_remote_write_behind_for=soon", "prometheus_alert_remote_write_behind_for"),
+    ],
+)
+def test_bad_remote_write_input_fails_naming_the_variable(tmp_path: Path, extra: str, variable: str) -> None:
+    result = run_preflight(tmp_path, "prometheus", "-e", extra)
+    assert result.returncode != 0
+    assert variable in result.stdout, result.stdout[-3000:]

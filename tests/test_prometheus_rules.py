@@ -57,6 +57,12 @@ del NO_BACKEND_NO_NODES["all"]["children"]["backend"]
 del NO_BACKEND_NO_NODES["all"]["children"]["node_exporter"]
 NO_BACKEND_NO_NODES["all"]["children"]["promtail"] = {"hosts": {"app1": {}}}
 
+# Two replicas writing to a central store: each replica watches its remote-write queue.
+HA_PAIR = copy.deepcopy(ALL_COMPONENTS)
+HA_PAIR["all"]["hosts"]["prom2"] = {}
+HA_PAIR["all"]["hosts"]["store1"] = {}
+HA_PAIR["all"]["children"]["prometheus"] = {"hosts": {"mon1": {}, "prom2": {}}}
+HA_PAIR["all"]["children"]["metrics_store"] = {"hosts": {"store1": {}}}
 EVERY_FILE = ["targets.rules.yml", "backend.rules.yml", "backend-slo.rules.yml", "loki.rules.yml", "node.rules.yml"]
 # The probe alert comes with a blackbox exporter (only the SKIPPED inventory has one).
 WITH_PROBES = [*EVERY_FILE, "probes.rules.yml"]
@@ -65,6 +71,7 @@ INVENTORIES = {
     "no-loki": (NO_LOKI, [f for f in EVERY_FILE if f != "loki.rules.yml"]),
     "loki-skipped": (SKIPPED, [f for f in WITH_PROBES if f != "loki.rules.yml"]),
     "no-backend-no-node-exporter": (NO_BACKEND_NO_NODES, ["targets.rules.yml", "loki.rules.yml"]),
+    "ha-pair-with-store": (HA_PAIR, [*EVERY_FILE, "remote-write.rules.yml"]),
 }
 
 

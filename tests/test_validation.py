@@ -146,6 +146,16 @@ def test_a_consumer_without_its_producer_is_refused(tmp_path: Path) -> None:
     assert "inventory group `grafana` has hosts (mon1) but `prometheus` has none" in output
 
 
+def test_a_replica_that_is_also_the_central_store_is_refused(tmp_path: Path) -> None:
+    inventory = write_inventory(
+        tmp_path, {"prometheus": ["prom1", "prom2"], "metrics_store": ["prom2", "store1"], "backend": ["app1"]}
+    )
+    code, output = validate(inventory)
+    assert code != 0
+    assert "host prom2 is in both `prometheus` and `metrics_store`" in output
+    assert "prom1 is in both" not in output and "store1 is in both" not in output
+
+
 def load_filters():  # noqa: ANN201 - a module
     path = REPO / "roles" / "monitoring" / "filter_plugins" / "monitoring.py"
     spec = importlib.util.spec_from_file_location("monitoring_filters", path)

@@ -40,6 +40,8 @@ PROBLEMS_FACT = "__monitoring_problems"
 GROUP_ROLES = {
     "backend": "backend",
     "prometheus": "prometheus",
+    # The central store of the Prometheus replicas (a remote-write receiver).
+    "metrics_store": "prometheus",
     "loki": "loki",
     "promtail": "promtail",
     "grafana": "grafana",
@@ -181,7 +183,8 @@ class ActionModule(ActionBase):
         roles = list(COMMON_ROLES) + [role for group, role in GROUP_ROLES.items() if group in groups]
         if hardening:
             roles += list(HARDENING_ROLES)
-        return roles
+        # Two groups may run one role (prometheus, metrics_store): its checks run once.
+        return list(dict.fromkeys(roles))
 
     def templated(self, templar: Any, variables: dict[str, Any], name: str) -> tuple[Any, str | None]:
         try:
@@ -284,6 +287,12 @@ class ActionModule(ActionBase):
                     f"inventory group `{name}` has hosts but the stack group `{stack_group}` has none:"
                     f" did you mean `{stack_group}`?"
                 )
+        # One Prometheus per host: a replica that is also the central store would write to itself.
+        for host in sorted(set(groups.get("prometheus", [])) & set(groups.get("metrics_store", []))):
+            problems.append(
+                f"host {host} is in both `prometheus` and `metrics_store`: a host is either a Prometheus replica"
+                " or the central store its replicas remote_write to; put it in one of the two groups"
+            )
         for consumer, producer in CONSUMERS.items():
             if groups.get(consumer) and not groups.get(producer):
                 problems.append(

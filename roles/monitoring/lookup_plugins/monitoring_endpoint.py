@@ -28,6 +28,8 @@ ROLES_DIR = Path(__file__).resolve().parents[2]
 COMPONENTS: dict[str, tuple[str, ...]] = {
     "backend": ("backend", "backend"),
     "prometheus": ("prometheus", "prometheus"),
+    # The central store that the Prometheus replicas remote_write to: Prometheus, run as a receiver.
+    "metrics_store": ("metrics_store", "prometheus"),
     "loki": ("loki", "loki"),
     "promtail": ("promtail", "promtail"),
     "grafana": ("grafana", "grafana"),

@@ -149,6 +149,29 @@ def prometheus_alertmanager_configs(urls: Iterable[str], settings: Mapping[str, 
     return [entry]
 
 
+def prometheus_remote_write_configs(urls: Mapping[str, str], settings: Mapping[str, Any]) -> list[dict]:
+    """``remote_write`` entries, one per receiver: ``urls`` maps a queue name to the write URL.
+
+    ``settings`` carries queue_config, headers, ca_file, username and password_file. Credentials
+    travel only over https, as for scrapes. The queue is named after the receiver, so that
+    prometheus_remote_storage_* series tell the receivers apart (label remote_name).
+    """
+    entries = []
+    for name, url in urls.items():
+        entry: dict[str, Any] = {"name": str(name), "url": str(url)}
+        if settings.get("headers"):
+            entry["headers"] = {str(k): str(v) for k, v in dict(settings["headers"]).items()}
+        https = urlsplit(str(url)).scheme == "https"
+        if https and settings.get("ca_file"):
+            entry["tls_config"] = {"ca_file": settings["ca_file"]}
+        if https and settings.get("username"):
+            entry["basic_auth"] = {"username": settings["username"], "password_file": settings["password_file"]}
+        if settings.get("queue_config"):
+            entry["queue_config"] = dict(settings["queue_config"])
+        entries.append(entry)
+    return entries
+
+
 def prometheus_probe_jobs(
     probes: list[Mapping[str, Any]], exporter_url: str, settings: Mapping[str, Any]
 ) -> list[dict]:
@@ -243,6 +266,7 @@ class FilterModule:
             "prometheus_alertmanager_configs": prometheus_alertmanager_configs,
             "prometheus_config_blame": prometheus_config_blame,
             "prometheus_probe_jobs": prometheus_probe_jobs,
+            "prometheus_remote_write_configs": prometheus_remote_write_configs,
             # Probe targets and blackbox exporters, less the hosts where the component was skipped.
             "prometheus_serving_hosts": _not_skipped,
             "prometheus_scrape_jobs": prometheus_scrape_jobs,
