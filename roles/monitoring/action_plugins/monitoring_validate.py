@@ -48,6 +48,7 @@ GROUP_ROLES = {
     "alertmanager": "alertmanager",
     "node_exporter": "node_exporter",
     "blackbox_exporter": "blackbox_exporter",
+    "docker_engine": "docker_engine",
 }
 # Roles that apply to every host (the last two only under the production profile).
 COMMON_ROLES = ("monitoring",)
@@ -65,6 +66,7 @@ STACK_PREFIXES = (
     "node_exporter_",
     "alertmanager_",
     "blackbox_",
+    "docker_engine_",
 )
 # Spec keys understood by ArgumentSpecValidator (descriptions are not).
 SPEC_KEYS = ("type", "elements", "choices", "required", "no_log", "options", "aliases")
