@@ -140,6 +140,16 @@ def test_s3_https_with_private_ca_and_path_style(render: Renderer, tmp_path: Pat
     assert cfg["schema_config"]["configs"][0]["object_store"] == "s3"
 
 
+def test_s3_without_keys_uses_the_aws_credential_chain(render: Renderer, tmp_path: Path) -> None:
+    """No keys at all (an IAM role on the host): no key fields, and the preflight accepts it."""
+    group_vars = {**S3, "loki_s3_access_key_id": "", "loki_s3_secret_access_key": ""}
+    s3 = render_loki(render, tmp_path, {"mon1": {}}, group_vars)["mon1"]["config"]["common"]["storage"]["s3"]
+    assert "access_key_id" not in s3 and "secret_access_key" not in s3
+    extra = {**group_vars, "loki_artifacts_dir": str(tmp_path), "loki_skip_missing_artifacts": True}
+    result = run_preflight(tmp_path, "loki", "-e", json.dumps(extra))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
 def test_s3_plain_http_without_ca(render: Renderer, tmp_path: Path) -> None:
     group_vars = {**S3, "loki_s3_insecure": True, "loki_s3_force_path_style": False}
     s3 = render_loki(render, tmp_path, {"mon1": {}}, group_vars)["mon1"]["config"]["common"]["storage"]["s3"]
@@ -213,8 +223,8 @@ def test_bad_input_is_refused(tmp_path: Path, extra: dict, expected: str) -> Non
         ({**S3, "loki_s3_bucket": ""}, 'loki_s3_bucket = "": expected an S3 bucket name'),
         ({**S3, "loki_s3_bucket": "Loki_Logs"}, 'loki_s3_bucket = "Loki_Logs": expected an S3 bucket name'),
         ({**S3, "loki_s3_region": ""}, 'loki_s3_region = "": expected the store\'s region'),
-        ({**S3, "loki_s3_access_key_id": ""}, "loki_s3_access_key_id is empty: required with"),
-        ({**S3, "loki_s3_secret_access_key": ""}, "loki_s3_secret_access_key is empty: required with"),
+        ({**S3, "loki_s3_access_key_id": ""}, "loki_s3_access_key_id is empty while the other S3 key is set"),
+        ({**S3, "loki_s3_secret_access_key": ""}, "loki_s3_secret_access_key is empty while the other S3 key is set"),
         (
             {**S3, **HARDENED, "loki_s3_insecure": True},
             "loki_s3_insecure = true (plain http to s3.example:9000, the keys and logs in clear): refused with",
