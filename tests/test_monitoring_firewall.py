@@ -152,6 +152,19 @@ def test_alertmanager_answers_prometheus_and_grafana_and_gossips_only_with_its_p
     assert not any(name.startswith("alertmanager") for name in sets)
 
 
+def test_the_central_store_answers_the_replicas_and_grafana_only(render: Renderer) -> None:
+    inv = inventory()
+    inv["all"]["children"]["metrics_store"] = {"hosts": {"store1": {"ansible_host": "10.0.0.30"}}}
+    out = render("monitoring_firewall", [TEMPLATE], inv)
+    sets, rules = parse(out["store1"]["monitoring-stack.nft"])
+    # mon1 (the replica writes and scrapes) and graf1 (it may query the store).
+    assert sets["metrics_store_v4"] == ["10.0.0.10", "10.0.1.5"]
+    assert "tcp dport 9090 ip saddr @metrics_store_v4 accept" in rules
+    # Hosts that are not the store leave that rule out.
+    sets, _ = parse(out["app1"]["monitoring-stack.nft"])
+    assert "metrics_store_v4" not in sets
+
+
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed (apt-get install -y nftables)")
 def test_rendered_tables_pass_nft_check(render: Renderer, tmp_path: Path) -> None:
     tables = render_all(
