@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -200,12 +201,114 @@ def systemd_sandbox(
     return "\n".join(lines)
 
 
+def container_image_ref(repository: str, tag: str, digest: str = "", registry: str = "", from_archive: bool = False) -> str:
+    """The image reference a container runs: [registry/]repository:tag[@digest].
+
+    With a digest the engine checks the content it pulls against it (a tag can move, a digest cannot).
+    An image loaded from a `docker save` archive carries neither registry nor digest (the
+    archive's SHA256SUMS entry is its check), so both are left out then.
+    """
+    if from_archive:
+        return f"{repository}:{tag}"
+    ref = f"{registry.rstrip('/')}/{repository}" if registry else repository
+    ref = f"{ref}:{tag}"
+    return f"{ref}@{digest}" if digest else ref
+
+
+def container_image_archive(repository: str, tag: str) -> str:
+    """File name of an image saved with `docker save` in the artifacts directory's images/ folder."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{repository}_{tag}") + ".tar"
+
+
+def container_listen(listen_address: Any) -> dict[str, str]:
+    """Map a listen address of systemd mode onto container mode.
+
+    Inside the container the program listens on every interface of its network namespace, on
+    the same port; the engine publishes that port on the address the host would have listened
+    on ("0.0.0.0:9090" -> published on all addresses, "127.0.0.1:9090" -> loopback only).
+    """
+    text = str(listen_address)
+    host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        raise AnsibleFilterError(f"container_listen: {text!r} has no port")
+    published = f"{port}:{port}" if host in ("", "0.0.0.0") else f"{host}:{port}:{port}"
+    return {"inside": f"0.0.0.0:{port}", "published": published, "port": port}
+
+
+def container_binds(read_only: Iterable[str], read_write: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Bind mounts at the same path inside as on the host, so that every path the templates
+    write into a config means the same file in both modes. Empty and repeated paths are dropped."""
+    seen: set[str] = set()
+    mounts = []
+    for path, ro in [(p, False) for p in read_write] + [(p, True) for p in read_only]:
+        if path and path not in seen:
+            seen.add(path)
+            mounts.append({"type": "bind", "source": path, "target": path, "read_only": ro})
+    return mounts
+
+
+def config_checker(args: list[str], spec: dict[str, Any], deploy_mode: str, binary: str) -> str:
+    """The `validate:` command of a config file: the host's binary in systemd mode, the same
+    binary (by name) from the component's image in container mode. "{file}" in args stands for
+    the file under test; without it the file is the last argument."""
+    if deploy_mode == "container":
+        return container_check_command(spec, binary.rsplit("/", 1)[-1], args)
+    words = [binary] + [a.replace("{file}", "%s") for a in args]
+    if not any("{file}" in a for a in args):
+        words.append("%s")
+    return " ".join(words)
+
+
+def container_http_healthcheck(url: str, interval: str = "15s", start_period: str = "60s") -> dict[str, Any]:
+    """A container health check: the program answers HTTP on its own port.
+
+    200, or 401 where basic auth protects every path (the check holds no password), counts as
+    up. wget (busybox images such as Prometheus') or curl (Debian-based images), whichever the
+    image has; TLS is not verified because the check connects to 127.0.0.1, not to the
+    certificate's name.
+    """
+    quoted = shlex.quote(url)
+    test = (
+        f"wget -q -S -O /dev/null --no-check-certificate {quoted} 2>&1 | grep -qE 'HTTP/[0-9.]+ (200|401)'"
+        f" || curl -sk -o /dev/null -w '%{{http_code}}' {quoted} | grep -qE '^(200|401)$'"
+    )
+    return {"test": ["CMD-SHELL", test], "interval": interval, "timeout": "5s", "retries": 3, "start_period": start_period}
+
+
+def container_check_command(spec: dict[str, Any], entrypoint: str, args: list[str]) -> str:
+    """A `validate:` command that runs a config checker from the component's image.
+
+    Used when the host has no binary (container mode): the file under test (%s) and the
+    container's own mounts are mounted read-only at the same paths, so paths inside the file
+    resolve as they will for the real container. No network, no capabilities, read-only root.
+    "{file}" in args stands for the file under test; without it the file is the last argument.
+    """
+    mounts = [m for m in spec.get("mounts", []) if m.get("type", "bind") == "bind"]
+    words = ["docker", "run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL"]
+    words += ["--security-opt", "no-new-privileges", "--user", "0:0", "--entrypoint", entrypoint]
+    for mount in mounts:
+        words += ["-v", f"{mount['source']}:{mount['target']}:ro"]
+    script = " ".join(shlex.quote(w) for w in words) + ' -v "$1:$1:ro" ' + shlex.quote(spec["image"])
+    rendered = [shlex.quote(a).replace("{file}", "'\"$1\"'") if "{file}" in a else shlex.quote(a) for a in args]
+    if not any("{file}" in a for a in args):
+        rendered.append('"$1"')
+    script += " " + " ".join(rendered)
+    return f"/bin/sh -c {shlex.quote('exec ' + script)} check %s"
+
+
 class FilterModule:
     """Shared filters of the monitoring stack."""
 
     def filters(self) -> dict[str, Any]:
         return {
             "config_blame": config_blame,
+            "config_checker": config_checker,
+            "container_binds": container_binds,
+            "container_check_command": container_check_command,
+            "container_image_archive": container_image_archive,
+            "container_http_healthcheck": container_http_healthcheck,
+            "container_image_ref": container_image_ref,
+            "container_listen": container_listen,
             "duration_seconds": duration_seconds,
             "monitoring_bcrypt": monitoring_bcrypt,
             "monitoring_hash_users": monitoring_hash_users,
