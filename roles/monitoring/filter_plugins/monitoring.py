@@ -201,7 +201,9 @@ def systemd_sandbox(
     return "\n".join(lines)
 
 
-def container_image_ref(repository: str, tag: str, digest: str = "", registry: str = "", from_archive: bool = False) -> str:
+def container_image_ref(
+    repository: str, tag: str, digest: str = "", registry: str = "", from_archive: bool = False
+) -> str:
     """The image reference a container runs: [registry/]repository:tag[@digest].
 
     With a digest the engine checks the content it pulls against it (a tag can move, a digest cannot).
@@ -272,7 +274,13 @@ def container_http_healthcheck(url: str, interval: str = "15s", start_period: st
         f"wget -q -S -O /dev/null --no-check-certificate {quoted} 2>&1 | grep -qE 'HTTP/[0-9.]+ (200|401)'"
         f" || curl -sk -o /dev/null -w '%{{http_code}}' {quoted} | grep -qE '^(200|401)$'"
     )
-    return {"test": ["CMD-SHELL", test], "interval": interval, "timeout": "5s", "retries": 3, "start_period": start_period}
+    return {
+        "test": ["CMD-SHELL", test],
+        "interval": interval,
+        "timeout": "5s",
+        "retries": 3,
+        "start_period": start_period,
+    }
 
 
 def container_check_command(spec: dict[str, Any], entrypoint: str, args: list[str]) -> str:
