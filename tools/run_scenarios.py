@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Dependency order: the component scenarios first, the whole stack last.
-ORDER = ["backend", "prometheus", "loki", "promtail", "grafana", "alerting", "scale", "stack"]
+ORDER = ["backend", "prometheus", "loki", "promtail", "grafana", "alerting", "scale", "containers", "stack"]
 
 
 @dataclass
