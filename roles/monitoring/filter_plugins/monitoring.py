@@ -312,7 +312,6 @@ class FilterModule:
             "config_blame": config_blame,
             "config_checker": config_checker,
             "container_binds": container_binds,
-            "container_check_command": container_check_command,
             "container_image_archive": container_image_archive,
             "container_http_healthcheck": container_http_healthcheck,
             "container_image_ref": container_image_ref,
