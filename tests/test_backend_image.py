@@ -116,7 +116,7 @@ def test_port_healthcheck_stop_signal_volume_and_read_only_root() -> None:
     keywords = {k for k, _ in runtime}
     assert ("EXPOSE", "3000") in runtime
     health = [rest for k, rest in runtime if k == "HEALTHCHECK"]
-    assert health and "/api/v1/health" in health[0] and "urllib" in health[0]
+    assert health and "/metrics" in health[0] and "urllib" in health[0]
     assert ("STOPSIGNAL", "SIGTERM") in runtime
     assert "WORKDIR" in keywords
     volumes = [rest for k, rest in runtime if k == "VOLUME"]
