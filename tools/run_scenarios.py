@@ -103,19 +103,7 @@ def discover() -> list[str]:
     return [s for s in ORDER if s in found] + [s for s in found if s not in ORDER]
 
 
-def unset_switches(scenario: str) -> list[str]:
-    """Opt-in scenarios list the environment variables that must be 1 in requires-env.txt."""
-    wanted = REPO / "molecule" / scenario / "requires-env.txt"
-    if not wanted.is_file():
-        return []
-    names = [line.strip() for line in wanted.read_text().splitlines()]
-    return [name for name in names if name and not name.startswith("#") and os.environ.get(name) != "1"]
-
-
 def run(scenario: str, log_dir: Path) -> Outcome:
-    switches = unset_switches(scenario)
-    if switches:
-        return Outcome(scenario, "SKIPPED", 0.0, f"opt-in: set {', '.join(n + '=1' for n in switches)} to run it")
     missing = missing_artifacts(scenario)
     if missing:
         detail = f"needs {', '.join(missing)} in {artifacts_dir()}"
